@@ -1,0 +1,150 @@
+//! API errors and their rendering in Placement's JSON error format.
+//!
+//! Every failure a handler can produce is an [`ApiError`]: an HTTP status, the
+//! human-readable detail and the stable `code` string that Placement exposes from
+//! microversion 1.23. The rendering mimics upstream byte for byte where clients
+//! look at it: the `detail` text is the status' standard explanation, a blank
+//! line, then the specific message.
+
+use serde_json::json;
+
+/// Stable error codes, as upstream names them. Never rename one.
+pub mod codes {
+    pub const DEFAULT: &str = "placement.undefined_code";
+    pub const INVENTORY_INUSE: &str = "placement.inventory.inuse";
+    pub const CONCURRENT_UPDATE: &str = "placement.concurrent_update";
+    pub const DUPLICATE_NAME: &str = "placement.duplicate_name";
+    pub const PROVIDER_IN_USE: &str = "placement.resource_provider.inuse";
+    pub const PROVIDER_CANNOT_DELETE_PARENT: &str =
+        "placement.resource_provider.cannot_delete_parent";
+    pub const RESOURCE_PROVIDER_NOT_FOUND: &str = "placement.resource_provider.not_found";
+    pub const ILLEGAL_DUPLICATE_QUERYPARAM: &str = "placement.query.duplicate_key";
+    pub const QUERYPARAM_BAD_VALUE: &str = "placement.query.bad_value";
+    pub const QUERYPARAM_MISSING_VALUE: &str = "placement.query.missing_value";
+}
+
+/// An error that becomes an HTTP response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    /// Extra response headers (e.g. `Allow` on a 405).
+    pub headers: Vec<(&'static str, String)>,
+    /// Method and content type, which some standard explanations mention.
+    pub method: Option<String>,
+    pub content_type: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            detail: detail.into(),
+            code: codes::DEFAULT,
+            headers: Vec::new(),
+            method: None,
+            content_type: None,
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(400, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(404, detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(409, detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(403, detail)
+    }
+    pub fn internal() -> Self {
+        Self::new(500, "")
+    }
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+    pub fn concurrent_update(detail: impl Into<String>) -> Self {
+        Self::conflict(detail).with_code(codes::CONCURRENT_UPDATE)
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self.status {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            406 => "Not Acceptable",
+            409 => "Conflict",
+            415 => "Unsupported Media Type",
+            429 => "Too Many Requests",
+            _ => "Internal Server Error",
+        }
+    }
+
+    /// The `detail` field as upstream (webob) renders it.
+    pub fn rendered_detail(&self) -> String {
+        let detail = &self.detail;
+        match self.status {
+            405 => format!(
+                "The method {} is not allowed for this resource. \n\n {detail}",
+                self.method.as_deref().unwrap_or("GET")
+            ),
+            406 => format!(
+                "The resource could not be generated that was acceptable to your browser (content of type {}. \n\n {detail}",
+                self.content_type.as_deref().unwrap_or("")
+            ),
+            415 => format!(
+                "The request media type {} is not supported by this server. \n\n {detail}",
+                self.content_type.as_deref().unwrap_or("None")
+            ),
+            status => {
+                let explanation = match status {
+                    400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+                    401 => "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.",
+                    403 => "Access was denied to this resource.",
+                    404 => "The resource could not be found.",
+                    409 => "There was a conflict when trying to complete your request.",
+                    429 => "Too many requests.",
+                    _ => "The server has either erred or is incapable of performing the requested operation.",
+                };
+                format!("{explanation}\n\n {detail}  ")
+            }
+        }
+    }
+
+    /// The JSON body. `with_code` is true from microversion 1.23.
+    pub fn body(
+        &self,
+        with_code: bool,
+        request_id: &str,
+        version_range: Option<(&str, &str)>,
+    ) -> serde_json::Value {
+        let mut error = json!({
+            "status": self.status,
+            "title": self.title(),
+            "detail": self.rendered_detail(),
+            "request_id": request_id,
+        });
+        if with_code {
+            error["code"] = json!(self.code);
+        }
+        if let Some((min, max)) = version_range {
+            error["min_version"] = json!(min);
+            error["max_version"] = json!(max);
+        }
+        json!({ "errors": [error] })
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(err: crate::storage::StorageError) -> Self {
+        tracing::error!(error = %err, "storage failure");
+        ApiError::internal()
+    }
+}

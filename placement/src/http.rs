@@ -1,0 +1,407 @@
+//! The HTTP edge: one entry point that does what upstream's middleware stack
+//! does (request ids, CORS, noauth2, microversions, routing with 404/405),
+//! calls a handler, and renders its result or error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::handlers;
+use crate::microversion::{self, Version};
+use crate::policy::{Credentials, Target};
+use crate::AppState;
+
+/// A request after the edge has authenticated and versioned it.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    /// Decoded query pairs, in order.
+    pub query: Vec<(String, String)>,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: web::Bytes,
+    pub version: Version,
+    pub creds: Credentials,
+    /// Path parameters by name.
+    pub params: HashMap<&'static str, String>,
+}
+
+impl Req {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// All values of a query parameter.
+    pub fn query_all(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The last value of a query parameter (webob's `GET[name]`).
+    pub fn query_one(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An absolute URL for `path` on this server (for `Location`).
+    pub fn absolute(&self, path: &str) -> String {
+        let host = self.header("host").unwrap_or("localhost");
+        format!("http://{host}{path}")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Checks a policy rule with the default target (the caller's project).
+    pub fn authorize(&self, state: &AppState, action: &str) -> ApiResult<()> {
+        let mut target = Target::new();
+        if let Some(project) = &self.creds.project_id {
+            target.insert("project_id", project.clone());
+        }
+        target.insert("user_id", self.creds.user_id.clone());
+        state.policy.authorize(action, &self.creds, &target)
+    }
+
+    /// Upstream's `require_content('application/json')`.
+    pub fn require_json(&self) -> ApiResult<()> {
+        let content_type = self.header("content-type").unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("application/json") {
+            return Ok(());
+        }
+        let shown = if media.is_empty() { "None" } else { media };
+        let mut err = ApiError::new(
+            415,
+            format!("The media type {shown} is not supported, use application/json"),
+        );
+        err.content_type = Some(shown.to_string());
+        Err(err)
+    }
+
+    /// Parses and validates the JSON body against `schema`.
+    pub fn json_body(&self, schema: &Value) -> ApiResult<Value> {
+        let text = std::str::from_utf8(&self.body)
+            .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::bad_request(format!("Malformed JSON: {}", python_json_error(&e)))
+        })?;
+        crate::schema::validate(&value, schema)
+            .map_err(|m| ApiError::bad_request(format!("JSON does not validate: {m}")))?;
+        Ok(value)
+    }
+
+    /// Validates the query string as upstream's query JSON schemas do: known
+    /// keys only, each a string (last value wins).
+    pub fn check_query_keys(&self, allowed: &[&str], patterns: &[&regex::Regex]) -> ApiResult<()> {
+        let mut unexpected: Vec<&str> = Vec::new();
+        for (key, _) in &self.query {
+            let known = allowed.contains(&key.as_str()) || patterns.iter().any(|p| p.is_match(key));
+            if !known && !unexpected.contains(&key.as_str()) {
+                unexpected.push(key);
+            }
+        }
+        if unexpected.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = unexpected
+            .iter()
+            .map(|k| crate::schema::py_repr(&Value::String((*k).to_string())))
+            .collect();
+        let verb = if names.len() == 1 { "was" } else { "were" };
+        Err(ApiError::bad_request(format!(
+            "Invalid query string parameters: Additional properties are not allowed ({} {verb} unexpected)",
+            names.join(", ")
+        )))
+    }
+}
+
+/// Python's json error texts are what clients see; ours are close enough to
+/// read the same ("Expecting value: line 1 column 1 (char 0)").
+fn python_json_error(err: &serde_json::Error) -> String {
+    format!("{err}")
+}
+
+/// What a handler returns.
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(&'static str, String)>,
+    /// Microseconds since the epoch; rendered as `last-modified` (with
+    /// `cache-control: no-cache`) when the microversion is at least 1.15.
+    pub last_modified: Option<i64>,
+}
+
+impl Reply {
+    pub fn json(body: Value) -> Reply {
+        Reply {
+            status: 200,
+            body: Some(body),
+            headers: Vec::new(),
+            last_modified: None,
+        }
+    }
+    pub fn empty(status: u16) -> Reply {
+        Reply {
+            status,
+            body: None,
+            headers: Vec::new(),
+            last_modified: None,
+        }
+    }
+    pub fn status(mut self, status: u16) -> Reply {
+        self.status = status;
+        self
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn modified(mut self, micros: i64) -> Reply {
+        self.last_modified = Some(micros);
+        self
+    }
+    pub fn modified_now(self) -> Reply {
+        self.modified(crate::storage::now_micros())
+    }
+}
+
+pub type HandlerFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Reply>> + 'a>>;
+pub type Handler = for<'a> fn(&'a AppState, &'a Req) -> HandlerFuture<'a>;
+
+/// A matched route: the handler and the minimum microversion it needs.
+pub struct Route {
+    pub handler: Handler,
+    pub min_version: u16,
+    pub params: HashMap<&'static str, String>,
+}
+
+pub enum RouteMatch {
+    Found(Route),
+    NotFound,
+    MethodNotAllowed(&'static str),
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn parse_query(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn http_date(micros: i64) -> String {
+    let secs = (micros / 1_000_000).max(0) as u64;
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// The single actix service.
+pub async fn entry(
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Arc<AppState>>,
+) -> HttpResponse {
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let state: &AppState = &state;
+    let cors = crate::cors::Cors::new(&state.config);
+    if let Some(preflight) = cors.preflight(&request) {
+        return preflight;
+    }
+    let mut response = serve(state, &request, body, &request_id).await;
+    let headers = response.headers_mut();
+    if let Ok(value) = request_id.parse() {
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("x-openstack-request-id"),
+            value,
+        );
+    }
+    cors.decorate(&request, headers);
+    response
+}
+
+async fn serve(
+    state: &AppState,
+    request: &HttpRequest,
+    body: web::Bytes,
+    request_id: &str,
+) -> HttpResponse {
+    let method = request.method().clone();
+    let raw_path = request.uri().path();
+    let path = percent_decode(raw_path);
+    let error_response =
+        |err: ApiError, version: Option<Version>| render_error(&err, version, request_id);
+
+    // Authentication (noauth2); the root document is public.
+    let is_root = path == "/" || path.is_empty();
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let creds = if is_root {
+        Credentials::default()
+    } else {
+        match Credentials::from_headers(
+            header("x-auth-token"),
+            header("x-roles"),
+            header("x-project-id").or_else(|| header("x-tenant-id")),
+            header("openstack-system-scope"),
+        ) {
+            Some(creds) => creds,
+            None => return error_response(ApiError::new(401, ""), None),
+        }
+    };
+
+    // Microversion negotiation.
+    let requested = microversion::requested_version(
+        request
+            .headers()
+            .get_all("openstack-api-version")
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let version = match microversion::negotiate(requested.as_deref()) {
+        Ok(version) => version,
+        Err(mut err) => {
+            err.content_type = Some(header("accept").unwrap_or("*/*").to_string());
+            let mut response = render_error(&err, None, request_id);
+            if err.status == 406 {
+                let body = err.body(
+                    false,
+                    request_id,
+                    Some((microversion::MIN_STR, microversion::MAX_STR)),
+                );
+                response = HttpResponse::build(StatusCode::NOT_ACCEPTABLE)
+                    .content_type("application/json")
+                    .body(body.to_string());
+            }
+            return response;
+        }
+    };
+
+    // Content-length without content-type is refused, as upstream does.
+    if !body.is_empty() && header("content-type").is_none_or(|c| c.trim().is_empty()) {
+        return error_response(
+            ApiError::bad_request("content-type header required when content-length > 0"),
+            Some(version),
+        );
+    }
+
+    let route = match handlers::route(&method, &path) {
+        RouteMatch::Found(route) => route,
+        RouteMatch::NotFound => {
+            return error_response(
+                ApiError::not_found("The resource could not be found."),
+                Some(version),
+            )
+        }
+        RouteMatch::MethodNotAllowed(allowed) => {
+            let mut err = ApiError::new(
+                405,
+                "The method specified is not allowed for this resource.",
+            );
+            err.method = Some(method.to_string());
+            err.headers.push(("allow", allowed.to_string()));
+            return error_response(err, Some(version));
+        }
+    };
+    if !version.at_least(route.min_version) {
+        return error_response(
+            ApiError::not_found("The resource could not be found."),
+            Some(version),
+        );
+    }
+
+    let req = Req {
+        method,
+        path,
+        query: parse_query(request.query_string()),
+        headers: request.headers().clone(),
+        body,
+        version,
+        creds,
+        params: route.params,
+    };
+    // Accept negotiation: JSON only.
+    if let Some(accept) = req.header("accept") {
+        if !accepts_json(accept) && req.method == Method::GET {
+            let mut err = ApiError::new(406, "Only application/json is provided");
+            err.content_type = Some(accept.to_string());
+            return error_response(err, Some(version));
+        }
+    }
+    match (route.handler)(state, &req).await {
+        Ok(reply) => render_reply(reply, version),
+        Err(err) => error_response(err, Some(version)),
+    }
+}
+
+fn accepts_json(accept: &str) -> bool {
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let zero_q = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f64>().is_ok_and(|q| q == 0.0))
+        });
+        !zero_q
+            && (media == "application/json"
+                || media == "application/*"
+                || media == "*/*"
+                || media.is_empty())
+    })
+}
+
+fn version_headers(builder: &mut HttpResponseBuilder, version: Version) {
+    builder.insert_header(("openstack-api-version", format!("placement {version}")));
+    builder.insert_header(("vary", "openstack-api-version"));
+}
+
+fn render_reply(reply: Reply, version: Version) -> HttpResponse {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut builder = HttpResponse::build(status);
+    version_headers(&mut builder, version);
+    for (name, value) in &reply.headers {
+        builder.insert_header((*name, value.as_str()));
+    }
+    if let Some(micros) = reply.last_modified {
+        if version.at_least(15) {
+            builder.insert_header(("last-modified", http_date(micros)));
+            builder.insert_header(("cache-control", "no-cache"));
+        }
+    }
+    match reply.body {
+        Some(body) => builder
+            .content_type("application/json")
+            .body(body.to_string()),
+        None => builder.finish(),
+    }
+}
+
+pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) -> HttpResponse {
+    if err.status >= 500 {
+        tracing::error!(request_id, detail = %err.detail, "internal error");
+    }
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    let with_code = version.is_some_and(|v| v.at_least(23));
+    if let Some(version) = version {
+        version_headers(&mut builder, version);
+    }
+    for (name, value) in &err.headers {
+        builder.insert_header((*name, value.as_str()));
+    }
+    builder
+        .content_type("application/json")
+        .body(err.body(with_code, request_id, None).to_string())
+}

@@ -1,0 +1,98 @@
+//! Ferrite Placement: an OpenStack Placement API (up to microversion 1.39)
+//! over SQLite, PostgreSQL or MySQL/MariaDB.
+//!
+//! Layers, in the one direction requests travel:
+//! - [`http`]: the edge (auth, microversions, routing, rendering);
+//! - [`handlers`]: one thin function per route;
+//! - [`domain`]: pure rules (does a claim fit?);
+//! - [`storage`]: every SQL statement, with generation compare-and-swap.
+//!
+//! [`run`] serves the API on a listener until `shutdown` resolves; the
+//! `placement` binary and the tests both use it.
+
+pub mod config;
+pub mod cors;
+pub mod domain;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod microversion;
+pub mod policy;
+pub mod schema;
+pub mod storage;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use config::Config;
+
+/// Everything a handler may use; shared by all workers.
+pub struct AppState {
+    pub config: Config,
+    pub db: storage::Db,
+    pub policy: policy::Policy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyFileError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Connects to the database (creating the schema) and builds the state.
+pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
+    let overrides = match &config.policy_file {
+        Some(path) => policy::Policy::read_overrides(path)?,
+        None => Default::default(),
+    };
+    let policy = policy::Policy::new(config.enforce_new_defaults, &overrides);
+    let db = storage::Db::connect(&config.database_url, config.max_connections).await?;
+    Ok(Arc::new(AppState { config, db, policy }))
+}
+
+/// Serves Placement on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let state = prepare(config).await?;
+    serve(listener, state, shutdown).await
+}
+
+/// Serves an already prepared state (lets callers share one database).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let data = actix_web::web::Data::new(state);
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            // Request bodies are bounded: the largest legitimate bodies
+            // (bulk allocations, reshapes) are far below this.
+            .app_data(actix_web::web::PayloadConfig::new(16 * 1024 * 1024))
+            .default_service(actix_web::web::to(http::entry))
+    })
+    // Two workers per core is plenty for an I/O-bound API on small hosts.
+    .workers(
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8),
+    )
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::select! {
+        result = server => result?,
+        () = shutdown => handle.stop(true).await,
+    }
+    Ok(())
+}
