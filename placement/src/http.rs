@@ -100,28 +100,15 @@ impl Req {
         Ok(value)
     }
 
-    /// Validates the query string as upstream's query JSON schemas do: known
-    /// keys only, each a string (last value wins).
-    pub fn check_query_keys(&self, allowed: &[&str], patterns: &[&regex::Regex]) -> ApiResult<()> {
-        let mut unexpected: Vec<&str> = Vec::new();
-        for (key, _) in &self.query {
-            let known = allowed.contains(&key.as_str()) || patterns.iter().any(|p| p.is_match(key));
-            if !known && !unexpected.contains(&key.as_str()) {
-                unexpected.push(key);
-            }
+    /// Validates the query string as upstream does: the parameters as a
+    /// JSON object (the last value of a repeated key) against `schema`.
+    pub fn validate_query(&self, schema: &Value) -> ApiResult<()> {
+        let mut object = serde_json::Map::new();
+        for (key, value) in &self.query {
+            object.insert(key.clone(), Value::String(value.clone()));
         }
-        if unexpected.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = unexpected
-            .iter()
-            .map(|k| crate::schema::py_repr(&Value::String((*k).to_string())))
-            .collect();
-        let verb = if names.len() == 1 { "was" } else { "were" };
-        Err(ApiError::bad_request(format!(
-            "Invalid query string parameters: Additional properties are not allowed ({} {verb} unexpected)",
-            names.join(", ")
-        )))
+        crate::schema::validate(&Value::Object(object), schema)
+            .map_err(|m| ApiError::bad_request(format!("Invalid query string parameters: {m}")))
     }
 }
 
@@ -242,8 +229,14 @@ async fn serve(
     let method = request.method().clone();
     let raw_path = request.uri().path();
     let path = percent_decode(raw_path);
-    let error_response =
-        |err: ApiError, version: Option<Version>| render_error(&err, version, request_id);
+    let accept = request
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let error_response = |err: ApiError, version: Option<Version>| {
+        render_error_for(&err, version, request_id, accept)
+    };
 
     // Authentication (noauth2); the root document is public.
     let is_root = path == "/" || path.is_empty();
@@ -273,8 +266,8 @@ async fn serve(
         Ok(version) => version,
         Err(mut err) => {
             err.content_type = Some(header("accept").unwrap_or("*/*").to_string());
-            let mut response = render_error(&err, None, request_id);
-            if err.status == 406 {
+            let mut response = render_error_for(&err, None, request_id, accept);
+            if err.status == 406 && !wants_html(accept) {
                 let body = err.body(
                     false,
                     request_id,
@@ -386,6 +379,43 @@ fn render_reply(reply: Reply, version: Version) -> HttpResponse {
             .body(body.to_string()),
         None => builder.finish(),
     }
+}
+
+/// True when the client asked for HTML rather than JSON (webob then renders
+/// errors as an HTML page; we do the same for such clients only).
+fn wants_html(accept: &str) -> bool {
+    let lower = accept.to_ascii_lowercase();
+    lower.contains("text/html") && !lower.contains("application/json")
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub fn render_error_for(
+    err: &ApiError,
+    version: Option<Version>,
+    request_id: &str,
+    accept: &str,
+) -> HttpResponse {
+    if !wants_html(accept) {
+        return render_error(err, version, request_id);
+    }
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    if let Some(version) = version {
+        version_headers(&mut builder, version);
+    }
+    for (name, value) in &err.headers {
+        builder.insert_header((*name, value.as_str()));
+    }
+    let title = format!("{} {}", err.status, err.title());
+    let detail = html_escape(&err.rendered_detail()).replace("\n\n", "<br /><br />\n");
+    builder.content_type("text/html; charset=UTF-8").body(format!(
+        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n\n\n </body>\n</html>"
+    ))
 }
 
 pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) -> HttpResponse {

@@ -80,15 +80,43 @@ struct Failure {
     message: String,
 }
 
-/// Validates `instance` against `schema`; the error is the message of the
+/// Where the validator is: the schema and instance paths, Python-rendered.
+struct Position<'a> {
+    schema_path: Vec<String>,
+    instance_path: Vec<String>,
+    schema: &'a Map<String, Value>,
+}
+
+impl Position<'_> {
+    /// jsonschema's `str(ValidationError)`: the message, then which keyword
+    /// failed where, with the schema and instance involved.
+    fn describe(&self, message: &str, keyword: &str, instance: &Value) -> String {
+        let indent = |text: String| text.replace('\n', "\n    ");
+        format!(
+            "{message}\n\nFailed validating {} in schema{}:\n    {}\n\nOn instance{}:\n    {}",
+            py_str_repr(keyword),
+            self.schema_path.concat(),
+            indent(py_repr(&Value::Object(self.schema.clone()))),
+            self.instance_path.concat(),
+            indent(py_repr(instance)),
+        )
+    }
+}
+
+/// Validates `instance` against `schema`; the error is the full text of the
 /// shallowest failure, as `jsonschema.validate`'s best match picks it.
 pub fn validate(instance: &Value, schema: &Value) -> Result<(), String> {
     let mut failures = Vec::new();
-    check(instance, schema, 0, &mut failures);
+    check(instance, schema, Vec::new(), Vec::new(), &mut failures);
     match failures.into_iter().min_by_key(|f| f.depth) {
         None => Ok(()),
         Some(f) => Err(f.message),
     }
+}
+
+/// The first line of a validation error (the message alone).
+pub fn summary(error: &str) -> &str {
+    error.split("\n\n").next().unwrap_or(error)
 }
 
 fn type_matches(instance: &Value, name: &str) -> bool {
@@ -114,11 +142,38 @@ fn regex_matches(pattern: &str, text: &str) -> bool {
     regex::Regex::new(pattern).is_ok_and(|re| re.is_match(text))
 }
 
-fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>) {
+fn child(path: &[String], item: String) -> Vec<String> {
+    let mut out = path.to_vec();
+    out.push(item);
+    out
+}
+
+fn key_item(key: &str) -> String {
+    format!("[{}]", py_str_repr(key))
+}
+
+fn check(
+    instance: &Value,
+    schema: &Value,
+    schema_path: Vec<String>,
+    instance_path: Vec<String>,
+    out: &mut Vec<Failure>,
+) {
     let Some(schema) = schema.as_object() else {
         return;
     };
-    let fail = |out: &mut Vec<Failure>, message: String| out.push(Failure { depth, message });
+    let depth = instance_path.len();
+    let here = Position {
+        schema_path,
+        instance_path,
+        schema,
+    };
+    let fail = |out: &mut Vec<Failure>, message: String, keyword: &str| {
+        out.push(Failure {
+            depth,
+            message: here.describe(&message, keyword, instance),
+        })
+    };
 
     if let Some(types) = schema.get("type") {
         let names: Vec<&str> = match types {
@@ -135,6 +190,7 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
             fail(
                 out,
                 format!("{} is not of type {listed}", py_repr(instance)),
+                "type",
             );
             return;
         }
@@ -148,21 +204,30 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                     py_repr(instance),
                     py_repr(&Value::Array(options.clone()))
                 ),
+                "enum",
             );
         }
     }
     if let Some(Value::Array(options)) = schema.get("anyOf") {
         let mut best: Option<Vec<Failure>> = None;
-        for option in options {
+        for (index, option) in options.iter().enumerate() {
             let mut sub = Vec::new();
-            check(instance, option, depth, &mut sub);
+            let path = child(&here.schema_path, "['anyOf']".to_string());
+            check(
+                instance,
+                option,
+                child(&path, format!("[{index}]")),
+                here.instance_path.clone(),
+                &mut sub,
+            );
             if sub.is_empty() {
                 best = None;
                 break;
             }
-            // Prefer the branch whose type matched (its failure is deeper in
-            // meaning), as jsonschema's best_match does.
-            let type_failed = sub.iter().any(|f| f.message.contains(" is not of type "));
+            // Prefer the branch whose type matched, as best_match does.
+            let type_failed = sub
+                .iter()
+                .any(|f| summary(&f.message).contains(" is not of type "));
             if best.is_none() || !type_failed {
                 best = Some(sub);
             }
@@ -181,12 +246,16 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                     } else {
                         format!("{} is too short", py_repr(instance))
                     };
-                    fail(out, message);
+                    fail(out, message, "minLength");
                 }
             }
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
                 if (length as u64) > max {
-                    fail(out, format!("{} is too long", py_repr(instance)));
+                    fail(
+                        out,
+                        format!("{} is too long", py_repr(instance)),
+                        "maxLength",
+                    );
                 }
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
@@ -198,11 +267,16 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                             py_repr(instance),
                             py_str_repr(pattern)
                         ),
+                        "pattern",
                     );
                 }
             }
             if schema.get("format").and_then(Value::as_str) == Some("uuid") && !is_uuid_like(text) {
-                fail(out, format!("{} is not a 'uuid'", py_repr(instance)));
+                fail(
+                    out,
+                    format!("{} is not a 'uuid'", py_repr(instance)),
+                    "format",
+                );
             }
         }
         Value::Number(n) => {
@@ -216,6 +290,7 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                             py_repr(instance),
                             py_repr(&schema["minimum"])
                         ),
+                        "minimum",
                     );
                 }
             }
@@ -228,6 +303,7 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                             py_repr(instance),
                             py_repr(&schema["maximum"])
                         ),
+                        "maximum",
                     );
                 }
             }
@@ -240,7 +316,7 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                     } else {
                         format!("{} is too short", py_repr(instance))
                     };
-                    fail(out, message);
+                    fail(out, message, "minItems");
                 }
             }
             if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
@@ -252,16 +328,23 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
                     fail(
                         out,
                         format!("{} has non-unique elements", py_repr(instance)),
+                        "uniqueItems",
                     );
                 }
             }
             if let Some(item_schema) = schema.get("items") {
-                for item in items {
-                    check(item, item_schema, depth + 1, out);
+                for (index, item) in items.iter().enumerate() {
+                    check(
+                        item,
+                        item_schema,
+                        child(&here.schema_path, "['items']".to_string()),
+                        child(&here.instance_path, format!("[{index}]")),
+                        out,
+                    );
                 }
             }
         }
-        Value::Object(map) => check_object(instance, map, schema, depth, out),
+        Value::Object(map) => check_object(instance, map, &here, out),
         _ => {}
     }
 }
@@ -269,15 +352,25 @@ fn check(instance: &Value, schema: &Value, depth: usize, out: &mut Vec<Failure>)
 fn check_object(
     instance: &Value,
     map: &Map<String, Value>,
-    schema: &Map<String, Value>,
-    depth: usize,
+    here: &Position<'_>,
     out: &mut Vec<Failure>,
 ) {
-    let fail = |out: &mut Vec<Failure>, message: String| out.push(Failure { depth, message });
+    let schema = here.schema;
+    let depth = here.instance_path.len();
+    let fail = |out: &mut Vec<Failure>, message: String, keyword: &str| {
+        out.push(Failure {
+            depth,
+            message: here.describe(&message, keyword, instance),
+        })
+    };
     if let Some(Value::Array(required)) = schema.get("required") {
         for name in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(name) {
-                fail(out, format!("{} is a required property", py_str_repr(name)));
+                fail(
+                    out,
+                    format!("{} is a required property", py_str_repr(name)),
+                    "required",
+                );
             }
         }
     }
@@ -288,7 +381,7 @@ fn check_object(
             } else {
                 format!("{} does not have enough properties", py_repr(instance))
             };
-            fail(out, message);
+            fail(out, message, "minProperties");
         }
     }
     let properties = schema.get("properties").and_then(Value::as_object);
@@ -298,13 +391,27 @@ fn check_object(
         let mut matched = false;
         if let Some(sub) = properties.and_then(|p| p.get(key)) {
             matched = true;
-            check(value, sub, depth + 1, out);
+            let path = child(&here.schema_path, "['properties']".to_string());
+            check(
+                value,
+                sub,
+                child(&path, key_item(key)),
+                child(&here.instance_path, key_item(key)),
+                out,
+            );
         }
         if let Some(patterns) = patterns {
             for (pattern, sub) in patterns {
                 if regex_matches(pattern, key) {
                     matched = true;
-                    check(value, sub, depth + 1, out);
+                    let path = child(&here.schema_path, "['patternProperties']".to_string());
+                    check(
+                        value,
+                        sub,
+                        child(&path, key_item(pattern)),
+                        child(&here.instance_path, key_item(key)),
+                        out,
+                    );
                 }
             }
         }
@@ -313,6 +420,11 @@ fn check_object(
         }
     }
     if schema.get("additionalProperties") == Some(&Value::Bool(false)) && !unexpected.is_empty() {
+        let names = unexpected
+            .iter()
+            .map(|k| py_str_repr(k))
+            .collect::<Vec<_>>()
+            .join(", ");
         if properties.is_none() {
             if let Some(patterns) = patterns {
                 let listed = patterns
@@ -320,28 +432,20 @@ fn check_object(
                     .map(|p| py_str_repr(p))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let names = unexpected
-                    .iter()
-                    .map(|k| py_str_repr(k))
-                    .collect::<Vec<_>>()
-                    .join(", ");
                 let verb = if unexpected.len() == 1 { "does" } else { "do" };
                 fail(
                     out,
                     format!("{names} {verb} not match any of the regexes: {listed}"),
+                    "additionalProperties",
                 );
                 return;
             }
         }
-        let names = unexpected
-            .iter()
-            .map(|k| py_str_repr(k))
-            .collect::<Vec<_>>()
-            .join(", ");
         let verb = if unexpected.len() == 1 { "was" } else { "were" };
         fail(
             out,
             format!("Additional properties are not allowed ({names} {verb} unexpected)"),
+            "additionalProperties",
         );
     }
 }
@@ -580,12 +684,51 @@ pub fn allocations_by_consumer(shape: AllocationShape, min_consumers: u64) -> Va
     })
 }
 
+/// A query-string schema: named string parameters, nothing else.
+pub fn query(properties: &[(&str, Value)], required: &[&str]) -> Value {
+    let props: Map<String, Value> = properties
+        .iter()
+        .map(|(name, schema)| (name.to_string(), schema.clone()))
+        .collect();
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+pub fn query_string() -> Value {
+    json!({"type": "string"})
+}
+
+pub fn query_uuid() -> Value {
+    uuid_string()
+}
+
+pub fn query_id() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 255})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn check(instance: Value, schema: Value) -> String {
-        validate(&instance, &schema).err().unwrap_or_default()
+        validate(&instance, &schema)
+            .err()
+            .map(|e| summary(&e).to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn full_text_names_the_keyword_and_path() {
+        let err = validate(&json!({"total": 0}), &inventory_record()).unwrap_err();
+        assert!(
+            err.contains("Failed validating 'minimum' in schema['properties']['total']"),
+            "{err}"
+        );
+        assert!(err.contains("On instance['total']:\n    0"), "{err}");
     }
 
     #[test]

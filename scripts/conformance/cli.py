@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -153,21 +154,35 @@ def _run_worker(spec, timeout):
         os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     base = os.path.basename(spec['file'])
     try:
-        proc = subprocess.run(
+        # Own process group: on timeout the worker and its server go
+        # together.
+        proc = subprocess.Popen(
             [sys.executable, '-m', 'conformance.worker', spec_path,
              out_path], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            timeout=timeout)
-        output = proc.stdout.decode('utf-8', 'replace')
+            start_new_session=True)
+        try:
+            output, _unused = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            proc.communicate()
+            # A hung server is the server's failure, not the harness's.
+            reason = ('file timed out after %ss (server hung?); its server '
+                      'was killed' % timeout)
+            return {'file': base, 'error': reason,
+                    'tests': [{'name': name, 'status': 'error',
+                               'reason': reason, 'detail': ''}
+                              for name in _declared_names(spec['file'])]}
+        output = output.decode('utf-8', 'replace')
         if os.path.exists(out_path):
             with open(out_path) as fh:
                 return json.load(fh)
         return {'file': base, 'tests': [], 'harness_error':
                 'worker exited %s without results: %s' % (
                     proc.returncode, output[-2000:])}
-    except subprocess.TimeoutExpired:
-        return {'file': base, 'tests': [],
-                'harness_error': 'worker timed out after %ss' % timeout}
     finally:
         for path in (spec_path, out_path):
             try:
@@ -176,12 +191,13 @@ def _run_worker(spec, timeout):
                 pass
 
 
-def _declared_count(path):
+def _declared_names(path):
     from gabbi import utils as gabbi_utils
     try:
-        return len(gabbi_utils.load_yaml(yaml_file=path).get('tests') or [])
+        tests = gabbi_utils.load_yaml(yaml_file=path).get('tests') or []
+        return [t.get('name', '#%d' % i) for i, t in enumerate(tests)]
     except Exception:
-        return 0
+        return []
 
 
 def _file_line(res):
@@ -197,6 +213,7 @@ def _print_result(res, quiet, out):
     print(_file_line(res), file=out)
     if res.get('harness_error'):
         print('    ! harness: %s' % res['harness_error'], file=out)
+        return
     if quiet:
         return
     opts = res.get('server_options') or {}
@@ -262,7 +279,7 @@ def main(argv=None):
         import urllib.parse
         from conformance import server as server_mod
         parsed = urllib.parse.urlsplit(args.url)
-        if not server_mod._answers(parsed.hostname or '127.0.0.1',
+        if not server_mod.answers(parsed.hostname or '127.0.0.1',
                                    parsed.port or 80, timeout=5.0,
                                    path=parsed.path.rstrip('/') + '/'):
             print('placement-conformance: nothing answers at %s'
@@ -308,9 +325,9 @@ def main(argv=None):
         res = _run_worker(dict(spec_base, file=path), args.file_timeout)
         if res.get('harness_error') and not res.get('tests'):
             # Count every declared test as failed so totals stay honest.
-            res['tests'] = [{'name': '#%d' % i, 'status': 'error',
+            res['tests'] = [{'name': name, 'status': 'error',
                              'reason': res['harness_error'], 'detail': ''}
-                            for i in range(_declared_count(path))]
+                            for name in _declared_names(path)]
         res['group'] = group_of(path)
         res['shared_server'] = bool(args.url)
         res['failed'] = sum(1 for t in res['tests'] if t['status'] != 'pass')

@@ -70,7 +70,7 @@ def upstream_command():
     return [sys.executable, '-m', 'conformance.upstream_server']
 
 
-def _answers(host, port, timeout=1.0, path='/'):
+def answers(host, port, timeout=1.0, path='/'):
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request('GET', path)
@@ -118,8 +118,7 @@ class ManagedServer:
             try:
                 self.proc = subprocess.Popen(
                     self.argv, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, cwd=self.workdir, env=env,
-                    start_new_session=True)
+                    stdin=subprocess.DEVNULL, cwd=self.workdir, env=env)
             except OSError as exc:
                 raise ServerError('cannot start %s: %s' % (self.argv[0], exc))
             finally:
@@ -132,7 +131,7 @@ class ManagedServer:
                     if 'in use' not in last_error.lower():
                         raise ServerError(last_error)
                     break
-                if _answers('127.0.0.1', self.port):
+                if answers('127.0.0.1', self.port):
                     return self
                 time.sleep(0.05)
             else:
@@ -148,18 +147,14 @@ class ManagedServer:
     def stop(self, timeout=5.0):
         if self.proc is None:
             return
+        # The server shares the worker's process group, which the
+        # orchestrator kills as a whole if the worker overruns its time.
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except OSError:
-                self.proc.terminate()
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    self.proc.kill()
+                self.proc.kill()
                 self.proc.wait()
 
     def log_tail(self, lines=20):

@@ -233,11 +233,19 @@ pub async fn replace_in_tx(
         .filter(|i| !wanted.contains_key(&i.resource_class))
         .map(|i| i.resource_class.as_str())
         .collect();
-    let in_use: Vec<&str> = removed
+    let names: Vec<String> = wanted
+        .keys()
+        .cloned()
+        .chain(removed.iter().map(|s| s.to_string()))
+        .collect();
+    let ids = resource_classes::ids_by_name(&**tx, &names).await?;
+    // Named in class-id order, as upstream's grouped query lists them.
+    let mut in_use: Vec<&str> = removed
         .iter()
         .copied()
         .filter(|c| usages.get(*c).copied().unwrap_or(0) > 0)
         .collect();
+    in_use.sort_by_key(|c| ids.get(*c).copied().unwrap_or(i64::MAX));
     if !in_use.is_empty() {
         return Err(ApiError::conflict(format!(
             "Inventory for '{}' on resource provider '{}' in use.",
@@ -246,12 +254,6 @@ pub async fn replace_in_tx(
         ))
         .with_code(codes::INVENTORY_INUSE));
     }
-    let names: Vec<String> = wanted
-        .keys()
-        .cloned()
-        .chain(removed.iter().map(|s| s.to_string()))
-        .collect();
-    let ids = resource_classes::ids_by_name(&**tx, &names).await?;
     for class in wanted.keys() {
         if !ids.contains_key(class) {
             return Err(ApiError::bad_request(format!(

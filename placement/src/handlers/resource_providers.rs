@@ -56,30 +56,23 @@ fn query_error(err: ferrite_resource_classes::ParseError) -> ApiError {
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
     req.authorize(state, "placement:resource_providers:list")?;
     let v = req.version;
-    let mut allowed = vec!["uuid", "name"];
+    let mut params = vec![
+        ("name", schema::query_string()),
+        ("uuid", schema::query_uuid()),
+    ];
     if v.at_least(3) {
-        allowed.push("member_of");
+        params.push(("member_of", schema::query_string()));
     }
     if v.at_least(4) {
-        allowed.push("resources");
+        params.push(("resources", schema::query_string()));
     }
     if v.at_least(14) {
-        allowed.push("in_tree");
+        params.push(("in_tree", schema::query_uuid()));
     }
     if v.at_least(18) {
-        allowed.push("required");
+        params.push(("required", schema::query_string()));
     }
-    req.check_query_keys(&allowed, &[])?;
-    for key in ["uuid", "in_tree"] {
-        if let Some(value) = req.query_one(key) {
-            if !crate::schema::is_uuid_like(value) {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid query string parameters: {} is not a 'uuid'",
-                    crate::schema::py_repr(&Value::String(value.to_string()))
-                )));
-            }
-        }
-    }
+    req.validate_query(&schema::query(&params, &[]))?;
     let mut filter = ProviderFilter {
         uuid: req.query_one("uuid").map(canonical_uuid),
         name: req.query_one("name").map(str::to_string),

@@ -18,7 +18,13 @@ fn not_found(name: &str) -> ApiError {
 
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
     req.authorize(state, "placement:traits:list")?;
-    req.check_query_keys(&["name", "associated"], &[])?;
+    req.validate_query(&schema::query(
+        &[
+            ("name", schema::query_string()),
+            ("associated", schema::query_string()),
+        ],
+        &[],
+    ))?;
     let mut filter = store::TraitFilter::default();
     if let Some(name) = req.query_one("name") {
         let Some((op, value)) = name.split_once(':') else {

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Reply, Req};
 use crate::policy::Target;
+use crate::schema;
 use crate::storage::{allocations, providers};
 use crate::AppState;
 
@@ -34,23 +35,6 @@ pub async fn for_provider(state: &AppState, req: &Req) -> ApiResult<Reply> {
     .modified_now())
 }
 
-fn string_param_error(key: &str, value: &str, pattern: Option<&str>) -> Option<String> {
-    let shown = crate::schema::py_repr(&Value::String(value.to_string()));
-    if value.is_empty() {
-        return Some(format!("{shown} should be non-empty"));
-    }
-    if value.chars().count() > 255 {
-        return Some(format!("{shown} is too long"));
-    }
-    if let Some(pattern) = pattern {
-        if !regex::Regex::new(pattern).is_ok_and(|re| re.is_match(value)) {
-            return Some(format!("{shown} does not match '{pattern}'"));
-        }
-    }
-    let _ = key;
-    None
-}
-
 pub async fn totals(state: &AppState, req: &Req) -> ApiResult<Reply> {
     let project_id = req.query_one("project_id");
     let user_id = req.query_one("user_id");
@@ -62,29 +46,17 @@ pub async fn totals(state: &AppState, req: &Req) -> ApiResult<Reply> {
         .policy
         .authorize("placement:usages", &req.creds, &target)?;
     let with_types = req.version.at_least(38);
-    let mut allowed = vec!["project_id", "user_id"];
+    let mut params = vec![
+        ("project_id", schema::query_id()),
+        ("user_id", schema::query_id()),
+    ];
     if with_types {
-        allowed.push("consumer_type");
+        let mut consumer_type = schema::query_id();
+        consumer_type["pattern"] = json!("^[A-Z0-9_]+$|^all|^unknown$");
+        params.push(("consumer_type", consumer_type));
     }
-    req.check_query_keys(&allowed, &[])?;
-    let invalid =
-        |m: String| ApiError::bad_request(format!("Invalid query string parameters: {m}"));
-    let Some(project_id) = project_id else {
-        return Err(invalid("'project_id' is a required property".into()));
-    };
-    for (key, value, pattern) in [
-        ("project_id", Some(project_id), None),
-        ("user_id", user_id, None),
-        (
-            "consumer_type",
-            req.query_one("consumer_type"),
-            Some("^[A-Z0-9_]+$|^all|^unknown$"),
-        ),
-    ] {
-        if let Some(message) = value.and_then(|v| string_param_error(key, v, pattern)) {
-            return Err(invalid(message));
-        }
-    }
+    req.validate_query(&schema::query(&params, &["project_id"]))?;
+    let project_id = project_id.unwrap_or_default();
     let rows = allocations::project_usages(state.db.conn(), project_id, user_id).await?;
     if !with_types {
         let mut usages: BTreeMap<String, i64> = BTreeMap::new();

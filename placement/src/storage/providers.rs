@@ -343,7 +343,7 @@ pub async fn inventories<C: ConnectionTrait>(
         "SELECT rc.name AS rc_name, i.total, i.reserved, i.min_unit, i.max_unit, i.step_size, \
          i.allocation_ratio, i.created_at, i.updated_at FROM inventories i \
          JOIN resource_classes rc ON rc.id = i.resource_class_id \
-         WHERE i.resource_provider_id = ? ORDER BY rc.name",
+         WHERE i.resource_provider_id = ? ORDER BY i.id",
         vec![provider_id.into()],
     )
     .await?
