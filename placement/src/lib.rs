@@ -10,6 +10,7 @@
 //! [`run`] serves the API on a listener until `shutdown` resolves; the
 //! `placement` binary and the tests both use it.
 
+pub mod client;
 pub mod config;
 pub mod cors;
 pub mod domain;

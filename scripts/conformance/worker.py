@@ -44,9 +44,15 @@ def _error_detail(response_text):
         return response_text
 
 
-def summarize(exc_type, exc_value, limit=220):
+def summarize(exc_type, exc_value, limit=220, test=None):
     """A one-line reason for a failed test."""
     msg = str(exc_value)
+    if exc_type is TypeError and 'bytes-like object' in msg:
+        # gabbi compares response_strings against raw bytes when the
+        # response content-type is not textual.
+        ctype = getattr(test, 'content_type', None) or '(none)'
+        return _compact('response body is not text (content-type %s), '
+                        'cannot check response_strings' % ctype, limit)
     match = _STATUS_RE.match(msg)
     if match:
         want = match.group('want').replace("'", '')
@@ -97,12 +103,13 @@ class RecordingResult(unittest.TestResult):
 
     def addFailure(self, test, err):
         super().addFailure(test, err)
-        self._set(test, 'fail', summarize(err[0], err[1]),
+        self._set(test, 'fail', summarize(err[0], err[1], test=test),
                   _compact_tb(err))
 
     def addError(self, test, err):
         super().addError(test, err)
-        self._set(test, 'error', summarize(err[0], err[1]), _compact_tb(err))
+        self._set(test, 'error', summarize(err[0], err[1], test=test),
+                  _compact_tb(err))
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
