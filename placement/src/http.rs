@@ -97,6 +97,12 @@ impl Req {
         })?;
         crate::schema::validate(&value, schema)
             .map_err(|m| ApiError::bad_request(format!("JSON does not validate: {m}")))?;
+        if contains_nul(&value) {
+            // No database stores NUL in text; refuse it at the edge.
+            return Err(ApiError::bad_request(
+                "JSON does not validate: NUL characters are not allowed in strings",
+            ));
+        }
         Ok(value)
     }
 
@@ -109,6 +115,15 @@ impl Req {
         }
         crate::schema::validate(&Value::Object(object), schema)
             .map_err(|m| ApiError::bad_request(format!("Invalid query string parameters: {m}")))
+    }
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
     }
 }
 
@@ -314,10 +329,21 @@ async fn serve(
         );
     }
 
+    let query = parse_query(request.query_string());
+    if path.contains('\0')
+        || query
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return error_response(
+            ApiError::bad_request("NUL characters are not allowed in the URL"),
+            Some(version),
+        );
+    }
     let req = Req {
         method,
         path,
-        query: parse_query(request.query_string()),
+        query,
         headers: request.headers().clone(),
         body,
         version,
