@@ -487,7 +487,7 @@ mod tests {
         admin.system_scope = Some("all".into());
         let err = policy
             .authorize("placement:traits:list", &admin, &Target::new())
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(err.status, 403);
     }
 
@@ -515,14 +515,15 @@ mod tests {
 
     #[test]
     fn noauth_headers() {
-        let c = Credentials::from_headers(Some("admin"), None, None, None).unwrap();
+        let c = Credentials::from_headers(Some("admin"), None, None, None).expect("must parse");
         assert_eq!(c.roles, vec!["admin"]);
         assert_eq!(c.project_id.as_deref(), Some("admin"));
         let c = Credentials::from_headers(Some("bob:proj"), Some("Reader, member"), None, None)
-            .unwrap();
+            .expect("must parse");
         assert_eq!(c.project_id.as_deref(), Some("proj"));
         assert_eq!(c.roles, vec!["reader", "member"]);
-        let c = Credentials::from_headers(Some("u"), Some("admin"), None, Some("all")).unwrap();
+        let c = Credentials::from_headers(Some("u"), Some("admin"), None, Some("all"))
+            .expect("must parse");
         assert_eq!(c.project_id, None);
         assert!(Credentials::from_headers(None, None, None, None).is_none());
     }

@@ -723,7 +723,7 @@ mod tests {
 
     #[test]
     fn full_text_names_the_keyword_and_path() {
-        let err = validate(&json!({"total": 0}), &inventory_record()).unwrap_err();
+        let err = validate(&json!({"total": 0}), &inventory_record()).expect_err("must fail");
         assert!(
             err.contains("Failed validating 'minimum' in schema['properties']['total']"),
             "{err}"

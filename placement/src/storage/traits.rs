@@ -71,7 +71,11 @@ pub async fn list<C: ConnectionTrait>(conn: &C, filter: &TraitFilter) -> SResult
     if let Some(prefix) = &filter.name_prefix {
         // Compare the prefix directly: LIKE would treat `_` as a wildcard.
         sql.push_str(" AND SUBSTR(t.name, 1, ?) = ?");
-        values.push((prefix.chars().count() as i64).into());
+        values.push(
+            i32::try_from(prefix.chars().count())
+                .unwrap_or(i32::MAX)
+                .into(),
+        );
         values.push(prefix.as_str().into());
     }
     match filter.associated {
