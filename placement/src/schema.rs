@@ -540,10 +540,6 @@ pub fn inventories_replace() -> Value {
     )
 }
 
-pub fn inventory_for_reshaper() -> Value {
-    inventories_replace()
-}
-
 pub fn resource_class_name() -> Value {
     object(
         json!({"name": {"type": "string", "pattern": CUSTOM_PATTERN, "maxLength": 255}}),
@@ -682,6 +678,25 @@ pub fn allocations_by_consumer(shape: AllocationShape, min_consumers: u64) -> Va
         "patternProperties": patterns,
         "additionalProperties": false,
     })
+}
+
+/// `POST /reshaper`.
+pub fn reshaper(shape: AllocationShape) -> Value {
+    let mut patterns = Map::new();
+    patterns.insert(UUID_KEY_PATTERN.into(), inventories_replace());
+    let inventories = json!({
+        "type": "object",
+        "minProperties": 1,
+        "patternProperties": patterns,
+        "additionalProperties": false,
+    });
+    object(
+        json!({
+            "inventories": inventories,
+            "allocations": allocations_by_consumer(shape, 0),
+        }),
+        &["inventories", "allocations"],
+    )
 }
 
 /// A query-string schema: named string parameters, nothing else.

@@ -96,7 +96,7 @@ pub async fn for_provider(state: &AppState, req: &Req) -> ApiResult<Reply> {
     })
 }
 
-fn shape(req: &Req, always_allow_empty: bool) -> AllocationShape {
+pub fn shape(req: &Req, always_allow_empty: bool) -> AllocationShape {
     let v = req.version;
     AllocationShape {
         allow_empty: always_allow_empty || v.at_least(28),
@@ -107,7 +107,7 @@ fn shape(req: &Req, always_allow_empty: bool) -> AllocationShape {
 }
 
 /// Reads one consumer's dict-form body into a write.
-fn consumer_write(state: &AppState, req: &Req, consumer: &str, body: &Value) -> ConsumerWrite {
+pub fn consumer_write(state: &AppState, req: &Req, consumer: &str, body: &Value) -> ConsumerWrite {
     let mut allocations = Vec::new();
     if let Some(map) = body["allocations"].as_object() {
         for (provider, item) in map {
@@ -152,7 +152,7 @@ fn write_from(
     }
 }
 
-fn write_error(err: WriteError, class_missing_prefix: String) -> ApiError {
+pub fn write_error(err: WriteError, class_missing_prefix: String) -> ApiError {
     match err {
         WriteError::ConsumerGeneration { .. } => ApiError::concurrent_update(err.to_string()),
         WriteError::ProviderMissing(_) => ApiError::bad_request(err.to_string()),

@@ -55,7 +55,7 @@ fn render_all(inventories: &[Inventory], generation: i64) -> Reply {
 }
 
 /// Builds an inventory from a validated body, with upstream's defaults.
-fn from_body(class: &str, body: &Value) -> Inventory {
+pub fn from_body(class: &str, body: &Value) -> Inventory {
     let int = |key: &str, default: i64| body.get(key).and_then(Value::as_i64).unwrap_or(default);
     let now = crate::storage::now_micros();
     Inventory {

@@ -3,6 +3,7 @@
 pub mod aggregates;
 pub mod allocations;
 pub mod inventories;
+pub mod reshaper;
 pub mod resource_classes;
 pub mod resource_providers;
 pub mod root;
@@ -206,6 +207,12 @@ pub fn route(method: &Method, path: &str) -> RouteMatch {
                 params,
             )
         }
+        ["reshaper"] => pick(
+            method,
+            &[("POST", || handler!(reshaper::reshape), 30)],
+            "POST",
+            params,
+        ),
         ["usages"] => pick(
             method,
             &[("GET", || handler!(usages::totals), 9)],

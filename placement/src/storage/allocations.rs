@@ -194,11 +194,21 @@ async fn consumer_type_id<C: ConnectionTrait>(conn: &C, name: &str) -> SResult<i
 /// transaction: all land, or none do.
 pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError> {
     let tx = db.begin_write().await?;
+    replace_in_tx(&*tx, writes).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
+/// The body of [`replace`], inside a transaction the caller commits (the
+/// reshaper combines it with inventory changes).
+pub async fn replace_in_tx<C: ConnectionTrait>(
+    tx: &C,
+    writes: &[ConsumerWrite],
+) -> Result<(), WriteError> {
     // Consumers first: generation checks answer before anything else.
     let mut existing: HashMap<String, Consumer> = HashMap::new();
     for write in writes {
-        let found = consumer(&*tx, &write.consumer).await?;
+        let found = consumer(tx, &write.consumer).await?;
         if let Some(expected) = write.expected_generation {
             let actual = found.as_ref().map(|c| c.generation);
             if actual != expected {
@@ -218,7 +228,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
     let mut claims: Vec<Claim> = Vec::new();
     for write in writes {
         if write.allocations.is_empty() {
-            for row in for_consumer(&*tx, &write.consumer).await? {
+            for row in for_consumer(tx, &write.consumer).await? {
                 claims.push(Claim {
                     provider: row.provider_uuid,
                     resource_class: row.resource_class,
@@ -241,7 +251,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let found = providers::get_by_uuids(&*tx, &provider_uuids).await?;
+    let found = providers::get_by_uuids(tx, &provider_uuids).await?;
     let providers_by_uuid: HashMap<String, providers::Provider> =
         found.into_iter().map(|p| (p.uuid.clone(), p)).collect();
     for write in writes {
@@ -257,18 +267,18 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let class_ids = resource_classes::ids_by_name(&*tx, &class_names).await?;
+    let class_ids = resource_classes::ids_by_name(tx, &class_names).await?;
     if let Some(missing) = class_names.iter().find(|n| !class_ids.contains_key(*n)) {
         return Err(WriteError::ClassMissing(missing.clone()));
     }
 
     let provider_ids: Vec<i64> = providers_by_uuid.values().map(|p| p.id).collect();
     let class_id_list: Vec<i64> = class_ids.values().copied().collect();
-    let previous = usage_sums(&*tx, &provider_ids, &class_id_list).await?;
+    let previous = usage_sums(tx, &provider_ids, &class_id_list).await?;
 
     let consumer_uuids: Vec<&str> = writes.iter().map(|w| w.consumer.as_str()).collect();
     exec(
-        &*tx,
+        tx,
         &format!(
             "DELETE FROM allocations WHERE consumer_id IN ({})",
             placeholders(consumer_uuids.len())
@@ -276,7 +286,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
         consumer_uuids.iter().map(|u| (*u).into()).collect(),
     )
     .await?;
-    let current = usage_sums(&*tx, &provider_ids, &class_id_list).await?;
+    let current = usage_sums(tx, &provider_ids, &class_id_list).await?;
 
     let mut capacities: BTreeMap<(String, String), Capacity> = BTreeMap::new();
     if !provider_ids.is_empty() {
@@ -294,7 +304,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
             .collect();
         let name_by_id: HashMap<i64, &str> =
             class_ids.iter().map(|(n, i)| (*i, n.as_str())).collect();
-        for row in query_all(&*tx, &sql, values).await? {
+        for row in query_all(tx, &sql, values).await? {
             let provider_id = get_i64(&row, "resource_provider_id");
             let class_id = get_i64(&row, "resource_class_id");
             let key = (provider_id, class_id);
@@ -324,7 +334,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
     let mut consumer_state: Vec<(i64, i64, bool)> = Vec::new(); // (id, generation, has allocations)
     for write in writes {
         let type_id = match &write.consumer_type {
-            Some(name) => Some(consumer_type_id(&*tx, name).await?),
+            Some(name) => Some(consumer_type_id(tx, name).await?),
             None => None,
         };
         let has_allocations = !write.allocations.is_empty();
@@ -332,7 +342,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
             Some(found) => {
                 if found.project_id != write.project_id || found.user_id != write.user_id {
                     exec(
-                        &*tx,
+                        tx,
                         "UPDATE consumers SET project_id = ?, user_id = ?, updated_at = ? WHERE id = ?",
                         vec![write.project_id.as_str().into(), write.user_id.as_str().into(), now.into(), found.id.into()],
                     )
@@ -340,7 +350,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
                 }
                 if let Some(type_id) = type_id {
                     exec(
-                        &*tx,
+                        tx,
                         "UPDATE consumers SET consumer_type_id = ?, updated_at = ? WHERE id = ?",
                         vec![type_id.into(), now.into(), found.id.into()],
                     )
@@ -350,7 +360,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
             }
             None => {
                 let id = insert_returning_id(
-                    &*tx,
+                    tx,
                     "INSERT INTO consumers (uuid, project_id, user_id, generation, consumer_type_id, created_at) VALUES (?, ?, ?, 0, ?, ?)",
                     vec![
                         write.consumer.as_str().into(),
@@ -369,7 +379,7 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
                 continue;
             };
             exec(
-                &*tx,
+                tx,
                 "INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used, created_at) VALUES (?, ?, ?, ?, ?)",
                 vec![p.id.into(), write.consumer.as_str().into(), (*c).into(), (*amount).into(), now.into()],
             )
@@ -382,13 +392,13 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
     let mut touched: Vec<&providers::Provider> = providers_by_uuid.values().collect();
     touched.sort_by_key(|p| p.id);
     for provider in touched {
-        if !providers::bump_generation(&*tx, provider.id, provider.generation).await? {
+        if !providers::bump_generation(tx, provider.id, provider.generation).await? {
             return Err(WriteError::Concurrent);
         }
     }
     for (id, generation, has_allocations) in consumer_state {
         let changed = exec(
-            &*tx,
+            tx,
             "UPDATE consumers SET generation = ?, updated_at = ? WHERE id = ? AND generation = ?",
             vec![
                 (generation + 1).into(),
@@ -402,10 +412,9 @@ pub async fn replace(db: &Db, writes: &[ConsumerWrite]) -> Result<(), WriteError
             return Err(WriteError::Concurrent);
         }
         if !has_allocations {
-            exec(&*tx, "DELETE FROM consumers WHERE id = ?", vec![id.into()]).await?;
+            exec(tx, "DELETE FROM consumers WHERE id = ?", vec![id.into()]).await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }
 
