@@ -10,6 +10,7 @@
 //! [`run`] serves the API on a listener until `shutdown` resolves; the
 //! `placement` binary and the tests both use it.
 
+pub mod candidates;
 pub mod client;
 pub mod config;
 pub mod cors;
@@ -33,6 +34,27 @@ pub struct AppState {
     pub config: Config,
     pub db: storage::Db,
     pub policy: policy::Policy,
+    /// The last loaded provider snapshot and the write epoch it reflects.
+    snapshot: tokio::sync::Mutex<Option<(i64, Arc<candidates::Snapshot>)>>,
+}
+
+impl AppState {
+    /// A snapshot no older than the last committed write: reused while the
+    /// database's write epoch is unchanged, reloaded otherwise. Writes of
+    /// other processes bump the same epoch, so several placement processes
+    /// stay consistent; the claim itself is always checked in the database.
+    pub async fn snapshot(&self) -> Result<Arc<candidates::Snapshot>, storage::StorageError> {
+        let mut cached = self.snapshot.lock().await;
+        let epoch = storage::snapshot::epoch(self.db.conn()).await?;
+        if let Some((seen, snapshot)) = cached.as_ref() {
+            if *seen == epoch {
+                return Ok(snapshot.clone());
+            }
+        }
+        let snapshot = Arc::new(storage::snapshot::load(self.db.conn()).await?);
+        *cached = Some((epoch, snapshot.clone()));
+        Ok(snapshot)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +75,12 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
     };
     let policy = policy::Policy::new(config.enforce_new_defaults, &overrides);
     let db = storage::Db::connect(&config.database_url, config.max_connections).await?;
-    Ok(Arc::new(AppState { config, db, policy }))
+    Ok(Arc::new(AppState {
+        config,
+        db,
+        policy,
+        snapshot: tokio::sync::Mutex::new(None),
+    }))
 }
 
 /// Serves Placement on `listener` until `shutdown` completes, then drains.

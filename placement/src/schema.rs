@@ -425,21 +425,26 @@ fn check_object(
             .map(|k| py_str_repr(k))
             .collect::<Vec<_>>()
             .join(", ");
-        if properties.is_none() {
-            if let Some(patterns) = patterns {
-                let listed = patterns
-                    .keys()
-                    .map(|p| py_str_repr(p))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let verb = if unexpected.len() == 1 { "does" } else { "do" };
-                fail(
-                    out,
-                    format!("{names} {verb} not match any of the regexes: {listed}"),
-                    "additionalProperties",
-                );
-                return;
-            }
+        if let Some(patterns) = patterns {
+            let mut sorted: Vec<&String> = unexpected.iter().collect();
+            sorted.sort();
+            let extras = sorted
+                .iter()
+                .map(|k| py_str_repr(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let listed = patterns
+                .keys()
+                .map(|p| py_str_repr(p))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let verb = if unexpected.len() == 1 { "does" } else { "do" };
+            fail(
+                out,
+                format!("{extras} {verb} not match any of the regexes: {listed}"),
+                "additionalProperties",
+            );
+            return;
         }
         let verb = if unexpected.len() == 1 { "was" } else { "were" };
         fail(
@@ -697,6 +702,62 @@ pub fn reshaper(shape: AllocationShape) -> Value {
         }),
         &["inventories", "allocations"],
     )
+}
+
+/// The query schema of `GET /allocation_candidates` at microversion `1.minor`.
+pub fn allocation_candidates_query(minor: u16) -> Value {
+    let limit = json!({"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1, "minLength": 1});
+    let string = json!({"type": "string"});
+    if minor < 25 {
+        let mut props = Map::new();
+        props.insert("resources".into(), string.clone());
+        if minor >= 16 {
+            props.insert("limit".into(), limit);
+        }
+        if minor >= 17 {
+            props.insert("required".into(), json!({"type": ["string"]}));
+        }
+        if minor >= 21 {
+            props.insert("member_of".into(), json!({"type": ["string"]}));
+        }
+        return json!({
+            "type": "object",
+            "properties": props,
+            "required": ["resources"],
+            "additionalProperties": false,
+        });
+    }
+    let suffix = if minor >= 33 {
+        "([a-zA-Z0-9_-]{1,64})?$"
+    } else {
+        "([1-9][0-9]*)?$"
+    };
+    let mut patterns = Map::new();
+    let mut names = vec!["resources", "required", "member_of"];
+    if minor >= 31 {
+        names.push("in_tree");
+    }
+    for name in names {
+        patterns.insert(format!("^{name}{suffix}"), string.clone());
+    }
+    let mut props = Map::new();
+    props.insert(
+        "group_policy".into(),
+        json!({"type": "string", "enum": ["none", "isolate"]}),
+    );
+    props.insert("limit".into(), limit);
+    if minor >= 35 {
+        props.insert("root_required".into(), json!({"type": ["string"]}));
+    }
+    if minor >= 36 {
+        props.insert("same_subtree".into(), json!({"type": ["string"]}));
+    }
+    json!({
+        "type": "object",
+        "properties": props,
+        "patternProperties": patterns,
+        "additionalProperties": false,
+    })
 }
 
 /// A query-string schema: named string parameters, nothing else.

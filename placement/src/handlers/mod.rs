@@ -1,6 +1,7 @@
 //! Route table and the thin handlers, one module per API resource.
 
 pub mod aggregates;
+pub mod allocation_candidates;
 pub mod allocations;
 pub mod inventories;
 pub mod reshaper;
@@ -207,6 +208,12 @@ pub fn route(method: &Method, path: &str) -> RouteMatch {
                 params,
             )
         }
+        ["allocation_candidates"] => pick(
+            method,
+            &[("GET", || handler!(allocation_candidates::list), 10)],
+            "GET",
+            params,
+        ),
         ["reshaper"] => pick(
             method,
             &[("POST", || handler!(reshaper::reshape), 30)],

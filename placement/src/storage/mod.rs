@@ -12,6 +12,7 @@
 pub mod allocations;
 pub mod providers;
 pub mod resource_classes;
+pub mod snapshot;
 pub mod traits;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct Db {
 pub struct WriteTx {
     txn: DatabaseTransaction,
     _guard: Option<OwnedMutexGuard<()>>,
+    /// Bump the write epoch at commit (everything but schema set-up).
+    bump_epoch: bool,
 }
 
 impl std::ops::Deref for WriteTx {
@@ -76,6 +79,16 @@ impl std::ops::Deref for WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> SResult<()> {
+        if self.bump_epoch {
+            // Last statement before COMMIT: readers holding a cached
+            // snapshot see the change. Taken last, so no lock cycle.
+            exec(
+                &self.txn,
+                "UPDATE placement_epoch SET value = value + 1 WHERE id = 1",
+                vec![],
+            )
+            .await?;
+        }
         self.txn.commit().await?;
         Ok(())
     }
@@ -134,13 +147,21 @@ impl Db {
     }
 
     pub async fn begin_write(&self) -> SResult<WriteTx> {
+        self.begin(true).await
+    }
+
+    async fn begin(&self, bump_epoch: bool) -> SResult<WriteTx> {
         let guard = if self.backend == DbBackend::Sqlite {
             Some(self.write_lock.clone().lock_owned().await)
         } else {
             None
         };
         let txn = self.conn.begin().await?;
-        Ok(WriteTx { txn, _guard: guard })
+        Ok(WriteTx {
+            txn,
+            _guard: guard,
+            bump_epoch,
+        })
     }
 
     async fn exec(&self, sql: &str, values: Vec<Value>) -> SResult<u64> {
@@ -151,8 +172,13 @@ impl Db {
         &self.conn
     }
 
+    /// A write transaction that does not bump the epoch (schema set-up).
+    pub(crate) async fn begin_setup(&self) -> SResult<WriteTx> {
+        self.begin(false).await
+    }
+
     async fn migrate(&self) -> SResult<()> {
-        let tx = self.begin_write().await?;
+        let tx = self.begin_setup().await?;
         exec(
             &*tx,
             "CREATE TABLE IF NOT EXISTS ferrite_schema_version (version BIGINT NOT NULL)",
@@ -235,6 +261,9 @@ const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE INDEX allocations_resource_provider_class_used_idx ON allocations (resource_provider_id, resource_class_id, used)",
     "CREATE INDEX allocations_consumer_id_idx ON allocations (consumer_id)",
     "CREATE INDEX allocations_resource_class_id_idx ON allocations (resource_class_id)",
+], &[
+    "CREATE TABLE placement_epoch (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)",
+    "INSERT INTO placement_epoch (id, value) VALUES (1, 0)",
 ]];
 
 // ---------------------------------------------------------------------------

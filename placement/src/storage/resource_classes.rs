@@ -38,7 +38,7 @@ fn from_row(row: &sea_orm::QueryResult) -> ResourceClass {
 
 /// Inserts the standard classes that are missing (new releases add some).
 pub async fn sync_standard(db: &Db) -> SResult<()> {
-    let tx = db.begin_write().await?;
+    let tx = db.begin_setup().await?;
     let existing: HashMap<String, i64> = query_all(
         &*tx,
         "SELECT id, name FROM resource_classes WHERE id < ?",

@@ -29,7 +29,7 @@ fn from_row(row: &sea_orm::QueryResult) -> Trait {
 
 /// Inserts the standard traits that are missing.
 pub async fn sync_standard(db: &Db) -> SResult<()> {
-    let tx = db.begin_write().await?;
+    let tx = db.begin_setup().await?;
     let existing: HashSet<String> = query_all(&*tx, "SELECT name FROM traits", vec![])
         .await?
         .iter()

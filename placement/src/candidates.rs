@@ -1,0 +1,957 @@
+//! Allocation candidates: which sets of providers can satisfy a request.
+//!
+//! Pure: works on a [`Snapshot`] of the providers (trees, inventories, usage,
+//! traits, aggregates) and a resolved [`Request`]. The rules follow upstream
+//! Placement's search for each microversion: a suffixed group is satisfied
+//! by one provider; the unsuffixed group may spread its resource classes over
+//! a provider tree and providers sharing via `MISC_SHARES_VIA_AGGREGATE`;
+//! groups are then combined per anchor tree under `group_policy`,
+//! `same_subtree`, `root_required` and capacity. Output order is
+//! deterministic: anchor trees by provider id, providers by id within them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub type Id = i64;
+
+/// The sharing trait.
+pub const SHARES_VIA_AGGREGATE: &str = "MISC_SHARES_VIA_AGGREGATE";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotProvider {
+    pub id: Id,
+    pub uuid: String,
+    pub parent: Option<Id>,
+    pub root: Id,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SnapshotInventory {
+    pub total: i64,
+    pub reserved: i64,
+    pub min_unit: i64,
+    pub max_unit: i64,
+    pub step_size: i64,
+    pub allocation_ratio: f64,
+}
+
+impl SnapshotInventory {
+    fn capacity(&self) -> f64 {
+        (self.total - self.reserved) as f64 * self.allocation_ratio
+    }
+}
+
+/// Everything the search reads, keyed by internal ids.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub providers: BTreeMap<Id, SnapshotProvider>,
+    pub inventories: BTreeMap<Id, BTreeMap<Id, SnapshotInventory>>,
+    pub usage: HashMap<(Id, Id), i64>,
+    pub traits: HashMap<Id, BTreeSet<Id>>,
+    pub aggregates: HashMap<Id, BTreeSet<String>>,
+    pub class_names: HashMap<Id, String>,
+    pub trait_names: HashMap<Id, String>,
+    /// Id of `MISC_SHARES_VIA_AGGREGATE`, if the trait exists.
+    pub sharing_trait: Option<Id>,
+}
+
+impl Snapshot {
+    pub fn provider_id(&self, uuid: &str) -> Option<Id> {
+        self.providers
+            .values()
+            .find(|p| p.uuid == uuid)
+            .map(|p| p.id)
+    }
+
+    fn used(&self, rp: Id, rc: Id) -> i64 {
+        self.usage.get(&(rp, rc)).copied().unwrap_or(0)
+    }
+
+    fn has_capacity(&self, rp: Id, rc: Id, amount: i64) -> bool {
+        let Some(inv) = self.inventories.get(&rp).and_then(|m| m.get(&rc)) else {
+            return false;
+        };
+        (self.used(rp, rc) + amount) as f64 <= inv.capacity()
+            && inv.min_unit <= amount
+            && inv.max_unit >= amount
+            && inv.step_size > 0
+            && amount % inv.step_size == 0
+    }
+
+    fn traits_of(&self, rp: Id) -> &BTreeSet<Id> {
+        static EMPTY: BTreeSet<Id> = BTreeSet::new();
+        self.traits.get(&rp).unwrap_or(&EMPTY)
+    }
+
+    fn has_trees(&self) -> bool {
+        self.providers.values().any(|p| p.parent.is_some())
+    }
+
+    fn sharing_providers(&self) -> BTreeSet<Id> {
+        match self.sharing_trait {
+            Some(t) => self
+                .providers
+                .keys()
+                .copied()
+                .filter(|rp| self.traits_of(*rp).contains(&t))
+                .collect(),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Providers in every one of `member_of`'s any-of sets.
+    fn in_aggregates(&self, member_of: &[BTreeSet<String>]) -> BTreeSet<Id> {
+        self.providers
+            .keys()
+            .copied()
+            .filter(|rp| {
+                let aggs = self.aggregates.get(rp);
+                member_of
+                    .iter()
+                    .all(|any| aggs.is_some_and(|a| any.iter().any(|u| a.contains(u))))
+            })
+            .collect()
+    }
+
+    fn in_any_aggregate(&self, aggs: &BTreeSet<String>) -> BTreeSet<Id> {
+        self.providers
+            .keys()
+            .copied()
+            .filter(|rp| {
+                self.aggregates
+                    .get(rp)
+                    .is_some_and(|a| aggs.iter().any(|u| a.contains(u)))
+            })
+            .collect()
+    }
+
+    /// (sharing provider, anchor root) pairs: the roots of every provider
+    /// that shares an aggregate with each sharing provider (itself included).
+    fn anchors_for_sharing(&self, sharing: &BTreeSet<Id>) -> Vec<(Id, Id)> {
+        let mut out = BTreeSet::new();
+        for sp in sharing {
+            let Some(aggs) = self.aggregates.get(sp) else {
+                continue;
+            };
+            for (other, other_aggs) in &self.aggregates {
+                if aggs.iter().any(|a| other_aggs.contains(a)) {
+                    if let Some(p) = self.providers.get(other) {
+                        out.insert((*sp, p.root));
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    fn parent_of(&self, rp: Id) -> Option<Id> {
+        self.providers.get(&rp).and_then(|p| p.parent)
+    }
+
+    fn root_of(&self, rp: Id) -> Id {
+        self.providers.get(&rp).map_or(rp, |p| p.root)
+    }
+}
+
+/// One request group with names resolved to ids.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    pub suffix: String,
+    pub resources: Vec<(Id, i64)>,
+    /// Each set: at least one must be present.
+    pub required: Vec<BTreeSet<Id>>,
+    pub forbidden: BTreeSet<Id>,
+    pub member_of: Vec<BTreeSet<String>>,
+    pub forbidden_aggregates: BTreeSet<String>,
+    /// Root of the `in_tree` provider; `Some(None)` when it does not exist.
+    pub in_tree: Option<Option<Id>>,
+}
+
+impl Group {
+    pub fn same_provider(&self) -> bool {
+        !self.suffix.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub groups: Vec<Group>,
+    pub isolate: bool,
+    pub same_subtrees: Vec<BTreeSet<String>>,
+    pub root_required: BTreeSet<Id>,
+    pub root_forbidden: BTreeSet<Id>,
+    pub limit: Option<usize>,
+    /// 1.29+: candidates may combine several providers of one tree.
+    pub nested_aware: bool,
+}
+
+/// One way to satisfy the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// (provider, class, amount), summed per provider and class.
+    pub resources: Vec<(Id, Id, i64)>,
+    /// Request group suffix → providers that satisfy it.
+    pub mappings: BTreeMap<String, BTreeSet<Id>>,
+    anchor: Id,
+    same_provider: bool,
+}
+
+/// What makes two candidates the same: their amounts and their mappings.
+type CandidateKey = (BTreeSet<(Id, Id, i64)>, BTreeMap<String, BTreeSet<Id>>);
+
+impl Candidate {
+    fn key(&self) -> CandidateKey {
+        (
+            self.resources.iter().copied().collect(),
+            self.mappings.clone(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub candidates: Vec<Candidate>,
+    /// Providers whose summaries are reported (all providers of the trees
+    /// the candidates use), by id.
+    pub summaries: Vec<Id>,
+}
+
+/// How many group combinations one request may examine before the search
+/// stops (a guard against combinatorial explosion on wide trees).
+pub const MAX_COMBINATIONS: u64 = 2_000_000;
+
+/// Candidate rows of the multi-provider search: (provider, anchor root, class).
+type RpCandidates = BTreeSet<(Id, Id, Id)>;
+
+fn trees(c: &RpCandidates) -> BTreeSet<Id> {
+    c.iter().map(|(_, root, _)| *root).collect()
+}
+
+struct GroupContext<'a> {
+    group: &'a Group,
+    /// Providers matching every member_of set (only meaningful if any).
+    rps_in_aggs: BTreeSet<Id>,
+    tree_root: Option<Id>,
+    /// class → (provider, root) with room for the amount.
+    with_resource: BTreeMap<Id, BTreeSet<(Id, Id)>>,
+}
+
+struct Search<'a> {
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    sharing: BTreeSet<Id>,
+    has_trees: bool,
+    anchor_roots: Option<BTreeSet<Id>>,
+}
+
+/// Runs the search. An empty outcome means "no candidates".
+pub fn find(snapshot: &Snapshot, request: &Request) -> Outcome {
+    let mut search = Search {
+        snapshot,
+        request,
+        sharing: snapshot.sharing_providers(),
+        has_trees: snapshot.has_trees(),
+        anchor_roots: None,
+    };
+    if !request.root_required.is_empty() || !request.root_forbidden.is_empty() {
+        let roots: BTreeSet<Id> = snapshot
+            .providers
+            .values()
+            .filter(|p| p.parent.is_none())
+            .filter(|p| {
+                let traits = snapshot.traits_of(p.id);
+                request.root_required.iter().all(|t| traits.contains(t))
+                    && !request.root_forbidden.iter().any(|t| traits.contains(t))
+            })
+            .map(|p| p.id)
+            .collect();
+        if roots.is_empty() {
+            return Outcome::default();
+        }
+        search.anchor_roots = Some(roots);
+    }
+    let mut per_group: Vec<(String, Vec<Candidate>)> = Vec::new();
+    let mut amounts: BTreeMap<Id, i64> = BTreeMap::new();
+    let mut multi_group_classes: BTreeSet<Id> = BTreeSet::new();
+    for group in &request.groups {
+        let Some(ctx) = search.group_context(group) else {
+            return Outcome::default();
+        };
+        for (rc, amount) in &group.resources {
+            if amounts.contains_key(rc) {
+                multi_group_classes.insert(*rc);
+            }
+            *amounts.entry(*rc).or_default() += amount;
+        }
+        let mut found = search.one_group(&ctx);
+        if found.is_empty() {
+            return Outcome::default();
+        }
+        for c in &mut found {
+            c.same_provider = group.same_provider();
+        }
+        per_group.push((group.suffix.clone(), found));
+    }
+    search.merge(per_group, &amounts, &multi_group_classes)
+}
+
+impl<'a> Search<'a> {
+    fn in_filtered_anchors(&self, root: Id) -> bool {
+        self.anchor_roots.as_ref().is_none_or(|r| r.contains(&root))
+    }
+
+    fn group_context(&self, group: &'a Group) -> Option<GroupContext<'a>> {
+        let s = self.snapshot;
+        let mut rps_in_aggs = BTreeSet::new();
+        if !group.member_of.is_empty() {
+            rps_in_aggs = s.in_aggregates(&group.member_of);
+            if rps_in_aggs.is_empty() {
+                return None;
+            }
+        }
+        let tree_root = match group.in_tree {
+            Some(Some(root)) => Some(root),
+            Some(None) => return None,
+            None => None,
+        };
+        let mut with_resource = BTreeMap::new();
+        for (rc, amount) in &group.resources {
+            let providers: BTreeSet<(Id, Id)> = s
+                .providers
+                .values()
+                .filter(|p| tree_root.is_none_or(|t| p.root == t))
+                .filter(|p| s.has_capacity(p.id, *rc, *amount))
+                .map(|p| (p.id, p.root))
+                .collect();
+            if providers.is_empty() {
+                return None;
+            }
+            with_resource.insert(*rc, providers);
+        }
+        Some(GroupContext {
+            group,
+            rps_in_aggs,
+            tree_root,
+            with_resource,
+        })
+    }
+
+    fn one_group(&self, ctx: &GroupContext<'_>) -> Vec<Candidate> {
+        let group = ctx.group;
+        if !group.same_provider() && (!self.sharing.is_empty() || self.has_trees) {
+            if !group.required.is_empty() {
+                let any: BTreeSet<Id> = group.required.iter().flatten().copied().collect();
+                let having = self
+                    .snapshot
+                    .traits
+                    .iter()
+                    .any(|(_, t)| t.iter().any(|x| any.contains(x)));
+                if !having {
+                    return Vec::new();
+                }
+            }
+            let rp_candidates = self.trees_matching_all(ctx);
+            return self.multiple_providers(ctx, &rp_candidates);
+        }
+        let tuples = self.provider_ids_matching(ctx);
+        self.single_provider(ctx, &tuples)
+    }
+
+    /// Upstream's `get_provider_ids_for_traits_and_aggs`: `None` means no
+    /// provider can match; an empty filter set means "no filter".
+    fn traits_and_aggs(&self, ctx: &GroupContext<'_>) -> Option<(BTreeSet<Id>, BTreeSet<Id>)> {
+        let s = self.snapshot;
+        let group = ctx.group;
+        let mut filtered: BTreeSet<Id> = BTreeSet::new();
+        if !group.required.is_empty() {
+            filtered = s
+                .providers
+                .keys()
+                .copied()
+                .filter(|rp| {
+                    let traits = s.traits_of(*rp);
+                    group
+                        .required
+                        .iter()
+                        .all(|any| any.iter().any(|t| traits.contains(t)))
+                })
+                .collect();
+            if filtered.is_empty() {
+                return None;
+            }
+        }
+        if !group.member_of.is_empty() {
+            filtered = if filtered.is_empty() {
+                ctx.rps_in_aggs.clone()
+            } else {
+                filtered.intersection(&ctx.rps_in_aggs).copied().collect()
+            };
+            if filtered.is_empty() {
+                return None;
+            }
+        }
+        let mut forbidden = BTreeSet::new();
+        if !group.forbidden_aggregates.is_empty() {
+            let bad = s.in_any_aggregate(&group.forbidden_aggregates);
+            forbidden.extend(bad.iter().copied());
+            if !filtered.is_empty() {
+                filtered = filtered.difference(&bad).copied().collect();
+                if filtered.is_empty() {
+                    return None;
+                }
+            }
+        }
+        if !group.forbidden.is_empty() {
+            let bad: BTreeSet<Id> = s
+                .providers
+                .keys()
+                .copied()
+                .filter(|rp| s.traits_of(*rp).iter().any(|t| group.forbidden.contains(t)))
+                .collect();
+            forbidden.extend(bad.iter().copied());
+            if !filtered.is_empty() {
+                filtered = filtered.difference(&bad).copied().collect();
+                if filtered.is_empty() {
+                    return None;
+                }
+            }
+        }
+        Some((filtered, forbidden))
+    }
+
+    fn provider_ids_matching(&self, ctx: &GroupContext<'_>) -> Vec<(Id, Id)> {
+        let Some((mut filtered, forbidden)) = self.traits_and_aggs(ctx) else {
+            return Vec::new();
+        };
+        let mut last: Option<&BTreeSet<(Id, Id)>> = None;
+        let mut first = true;
+        for (rc, _) in &ctx.group.resources {
+            let Some(providers) = ctx.with_resource.get(rc) else {
+                return Vec::new();
+            };
+            let ids: BTreeSet<Id> = providers.iter().map(|(id, _)| *id).collect();
+            if first {
+                first = false;
+                if filtered.is_empty() {
+                    filtered = ids.difference(&forbidden).copied().collect();
+                } else {
+                    filtered = filtered.intersection(&ids).copied().collect();
+                }
+            } else {
+                filtered = filtered.intersection(&ids).copied().collect();
+            }
+            if filtered.is_empty() {
+                return Vec::new();
+            }
+            last = Some(providers);
+        }
+        match last {
+            Some(providers) => providers
+                .iter()
+                .filter(|(id, _)| filtered.contains(id))
+                .copied()
+                .collect(),
+            None => {
+                // A resourceless group: any provider passing the filters.
+                self.snapshot
+                    .providers
+                    .values()
+                    .filter(|p| filtered.is_empty() || filtered.contains(&p.id))
+                    .filter(|p| !forbidden.contains(&p.id))
+                    .map(|p| (p.id, p.root))
+                    .collect()
+            }
+        }
+    }
+
+    fn single_provider(&self, ctx: &GroupContext<'_>, tuples: &[(Id, Id)]) -> Vec<Candidate> {
+        let s = self.snapshot;
+        let mut out = Vec::new();
+        for (rp, root) in tuples {
+            let candidate = Candidate {
+                resources: ctx
+                    .group
+                    .resources
+                    .iter()
+                    .map(|(rc, a)| (*rp, *rc, *a))
+                    .collect(),
+                mappings: BTreeMap::from([(ctx.group.suffix.clone(), BTreeSet::from([*rp]))]),
+                anchor: *root,
+                same_provider: false,
+            };
+            if self.in_filtered_anchors(*root) {
+                out.push(candidate.clone());
+            }
+            if self.sharing.contains(rp) {
+                for (_, anchor) in s.anchors_for_sharing(&BTreeSet::from([*rp])) {
+                    if anchor == *root || !self.in_filtered_anchors(anchor) {
+                        continue;
+                    }
+                    let mut shared = candidate.clone();
+                    shared.anchor = anchor;
+                    out.push(shared);
+                }
+            }
+        }
+        out
+    }
+
+    fn trees_matching_all(&self, ctx: &GroupContext<'_>) -> RpCandidates {
+        let s = self.snapshot;
+        let group = ctx.group;
+        let bad_aggs = if group.forbidden_aggregates.is_empty() {
+            BTreeSet::new()
+        } else {
+            s.in_any_aggregate(&group.forbidden_aggregates)
+        };
+        let mut all: RpCandidates = BTreeSet::new();
+        for (rc, _) in &group.resources {
+            let Some(providers) = ctx.with_resource.get(rc) else {
+                return BTreeSet::new();
+            };
+            let mut for_rc: RpCandidates = providers
+                .iter()
+                .map(|(id, root)| (*id, *root, *rc))
+                .collect();
+            if for_rc.is_empty() {
+                return BTreeSet::new();
+            }
+            // Sharing providers with room for this class, within member_of.
+            let ids: BTreeSet<Id> = providers.iter().map(|(id, _)| *id).collect();
+            let mut sharing: BTreeSet<Id> = self.sharing.intersection(&ids).copied().collect();
+            if !group.member_of.is_empty() {
+                sharing = sharing.intersection(&ctx.rps_in_aggs).copied().collect();
+            }
+            if !sharing.is_empty() && ctx.tree_root.is_none() {
+                for (sp, anchor) in s.anchors_for_sharing(&sharing) {
+                    for_rc.insert((sp, anchor, *rc));
+                }
+            }
+            if let Some(roots) = &self.anchor_roots {
+                for_rc.retain(|(_, root, _)| roots.contains(root));
+                if for_rc.is_empty() {
+                    return BTreeSet::new();
+                }
+            }
+            if !group.member_of.is_empty() {
+                for_rc.retain(|(id, root, _)| {
+                    ctx.rps_in_aggs.contains(id) || ctx.rps_in_aggs.contains(root)
+                });
+                if for_rc.is_empty() {
+                    return BTreeSet::new();
+                }
+            }
+            if !group.forbidden_aggregates.is_empty() {
+                for_rc.retain(|(id, root, _)| !bad_aggs.contains(id) && !bad_aggs.contains(root));
+                if for_rc.is_empty() {
+                    return BTreeSet::new();
+                }
+            }
+            if all.is_empty() {
+                all = for_rc;
+            } else {
+                let common: BTreeSet<Id> =
+                    trees(&all).intersection(&trees(&for_rc)).copied().collect();
+                all.extend(for_rc);
+                all.retain(|(_, root, _)| common.contains(root));
+            }
+            if all.is_empty() {
+                return BTreeSet::new();
+            }
+        }
+        if (group.required.is_empty() && group.forbidden.is_empty()) || !self.sharing.is_empty() {
+            return all;
+        }
+        // Trees whose non-forbidden providers together have the required traits.
+        let rp_ids: BTreeSet<Id> = all.iter().map(|(id, _, _)| *id).collect();
+        let original: BTreeMap<Id, Id> = rp_ids.iter().map(|id| (*id, s.root_of(*id))).collect();
+        let good: BTreeMap<Id, Id> = original
+            .iter()
+            .filter(|(id, _)| {
+                !s.traits_of(**id)
+                    .iter()
+                    .any(|t| group.forbidden.contains(t))
+            })
+            .map(|(id, root)| (*id, *root))
+            .collect();
+        let keep: BTreeSet<(Id, Id)> = if group.required.is_empty() {
+            let good_roots: BTreeSet<Id> = good.values().copied().collect();
+            original
+                .iter()
+                .filter(|(_, root)| good_roots.contains(root))
+                .map(|(id, root)| (*id, *root))
+                .collect()
+        } else {
+            let mut root_traits: BTreeMap<Id, BTreeSet<Id>> = BTreeMap::new();
+            for (id, root) in &good {
+                root_traits
+                    .entry(*root)
+                    .or_default()
+                    .extend(s.traits_of(*id).iter().copied());
+            }
+            let satisfied: BTreeSet<Id> = root_traits
+                .iter()
+                .filter(|(_, traits)| {
+                    group
+                        .required
+                        .iter()
+                        .all(|any| any.iter().any(|t| traits.contains(t)))
+                })
+                .map(|(root, _)| *root)
+                .collect();
+            original
+                .iter()
+                .filter(|(_, root)| satisfied.contains(root))
+                .map(|(id, root)| (*id, *root))
+                .collect()
+        };
+        all.retain(|(id, root, _)| keep.contains(&(*id, *root)));
+        all
+    }
+
+    fn multiple_providers(
+        &self,
+        ctx: &GroupContext<'_>,
+        rp_candidates: &RpCandidates,
+    ) -> Vec<Candidate> {
+        let s = self.snapshot;
+        let group = ctx.group;
+        let amounts: BTreeMap<Id, i64> = group.resources.iter().copied().collect();
+        // root → class → providers
+        let mut tree: BTreeMap<Id, BTreeMap<Id, Vec<Id>>> = BTreeMap::new();
+        for (id, root, rc) in rp_candidates {
+            tree.entry(*root)
+                .or_default()
+                .entry(*rc)
+                .or_default()
+                .push(*id);
+        }
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (root, by_class) in tree {
+            let lists: Vec<(Id, Vec<Id>)> = by_class.into_iter().collect();
+            let choices: Vec<Vec<Id>> = lists.iter().map(|(_, v)| v.clone()).collect();
+            for choice in product(&choices).take(MAX_COMBINATIONS as usize) {
+                let chosen: Vec<(Id, Id)> = lists
+                    .iter()
+                    .map(|(rc, _)| *rc)
+                    .zip(choice)
+                    .map(|(rc, rp)| (rp, rc))
+                    .collect();
+                // Forbidden traits on any provider used, required traits on their union.
+                let mut union: BTreeSet<Id> = BTreeSet::new();
+                let mut forbidden_hit = false;
+                for (rp, _) in &chosen {
+                    let traits = s.traits_of(*rp);
+                    if traits.iter().any(|t| group.forbidden.contains(t)) {
+                        forbidden_hit = true;
+                        break;
+                    }
+                    union.extend(traits.iter().copied());
+                }
+                if forbidden_hit
+                    || !group
+                        .required
+                        .iter()
+                        .all(|any| any.iter().any(|t| union.contains(t)))
+                {
+                    continue;
+                }
+                let candidate = Candidate {
+                    resources: chosen
+                        .iter()
+                        .map(|(rp, rc)| (*rp, *rc, amounts.get(rc).copied().unwrap_or(0)))
+                        .collect(),
+                    mappings: BTreeMap::from([(
+                        group.suffix.clone(),
+                        chosen.iter().map(|(rp, _)| *rp).collect(),
+                    )]),
+                    anchor: root,
+                    same_provider: false,
+                };
+                if seen.insert(candidate.key()) {
+                    out.push(candidate);
+                }
+            }
+        }
+        out
+    }
+
+    fn merge(
+        &self,
+        per_group: Vec<(String, Vec<Candidate>)>,
+        amounts: &BTreeMap<Id, i64>,
+        multi_group_classes: &BTreeSet<Id>,
+    ) -> Outcome {
+        let s = self.snapshot;
+        let request = self.request;
+        let suffixes: Vec<String> = per_group.iter().map(|(s, _)| s.clone()).collect();
+        let granular = suffixes.iter().filter(|s| !s.is_empty()).count();
+        // anchor → per group (in group order) → candidates
+        let mut by_anchor: BTreeMap<Id, Vec<Vec<&Candidate>>> = BTreeMap::new();
+        for (index, (_, found)) in per_group.iter().enumerate() {
+            for c in found {
+                let lists = by_anchor
+                    .entry(c.anchor)
+                    .or_insert_with(|| vec![Vec::new(); per_group.len()]);
+                lists[index].push(c);
+            }
+        }
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut seen = BTreeSet::new();
+        let exclude_nested = !request.nested_aware && self.has_trees;
+        let mut examined: u64 = 0;
+        'anchors: for (anchor, lists) in &by_anchor {
+            if lists.iter().any(Vec::is_empty) {
+                continue;
+            }
+            if !self.overall_capacity_ok(lists, amounts, multi_group_classes) {
+                continue;
+            }
+            for combo in product(lists) {
+                examined += 1;
+                if examined > MAX_COMBINATIONS {
+                    // Documented truncation: the search stops here rather
+                    // than hang on a combinatorial explosion.
+                    break 'anchors;
+                }
+                if request.isolate {
+                    let used: BTreeSet<Id> = combo
+                        .iter()
+                        .filter(|c| c.same_provider)
+                        .filter_map(|c| c.mappings.values().next())
+                        .flatten()
+                        .copied()
+                        .collect();
+                    if used.len() != granular {
+                        continue;
+                    }
+                }
+                if !self.same_subtree_ok(&combo) {
+                    continue;
+                }
+                let merged = consolidate(&combo, *anchor);
+                if self.exceeds_capacity(&merged) {
+                    continue;
+                }
+                // Before 1.29, no candidate may use two providers of one tree.
+                if exclude_nested {
+                    let rps: BTreeSet<Id> = merged.resources.iter().map(|(rp, _, _)| *rp).collect();
+                    let roots: BTreeSet<Id> = rps.iter().map(|rp| s.root_of(*rp)).collect();
+                    if rps.len() != roots.len() {
+                        continue;
+                    }
+                }
+                if seen.insert(merged.key()) {
+                    out.push(merged);
+                    if request.limit.is_some_and(|limit| out.len() >= limit) {
+                        break 'anchors;
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            return Outcome::default();
+        }
+        let summaries = if exclude_nested {
+            let rps: BTreeSet<Id> = out
+                .iter()
+                .flat_map(|c| c.resources.iter().map(|(rp, _, _)| *rp))
+                .collect();
+            rps.into_iter().collect()
+        } else {
+            let roots: BTreeSet<Id> = out
+                .iter()
+                .flat_map(|c| c.resources.iter().map(|(rp, _, _)| s.root_of(*rp)))
+                .collect();
+            s.providers
+                .values()
+                .filter(|p| roots.contains(&p.root))
+                .map(|p| p.id)
+                .collect()
+        };
+        Outcome {
+            candidates: out,
+            summaries,
+        }
+    }
+
+    /// A tree is skipped when, for classes asked by several groups, all its
+    /// candidate providers together cannot hold the total.
+    fn overall_capacity_ok(
+        &self,
+        lists: &[Vec<&Candidate>],
+        amounts: &BTreeMap<Id, i64>,
+        multi_group_classes: &BTreeSet<Id>,
+    ) -> bool {
+        if multi_group_classes.is_empty() {
+            return true;
+        }
+        let s = self.snapshot;
+        let rps: BTreeSet<Id> = lists
+            .iter()
+            .flatten()
+            .flat_map(|c| c.resources.iter().map(|(rp, _, _)| *rp))
+            .collect();
+        for rc in multi_group_classes {
+            let available: i64 = rps
+                .iter()
+                .filter_map(|rp| s.inventories.get(rp).and_then(|m| m.get(rc)))
+                .map(|inv| inv.capacity() as i64)
+                .sum();
+            if amounts.get(rc).copied().unwrap_or(0) > available {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn same_subtree_ok(&self, combo: &[&Candidate]) -> bool {
+        for suffixes in &self.request.same_subtrees {
+            let rps: BTreeSet<Id> = combo
+                .iter()
+                .flat_map(|c| {
+                    suffixes
+                        .iter()
+                        .filter_map(|suffix| c.mappings.get(suffix))
+                        .flatten()
+                        .copied()
+                })
+                .collect();
+            if rps.len() <= 1 {
+                continue;
+            }
+            let ancestors = |rp: Id| {
+                let mut set = BTreeSet::from([rp]);
+                let mut current = rp;
+                while let Some(parent) = self.snapshot.parent_of(current) {
+                    if !set.insert(parent) {
+                        break;
+                    }
+                    current = parent;
+                }
+                set
+            };
+            let mut common: Option<BTreeSet<Id>> = None;
+            for rp in &rps {
+                let a = ancestors(*rp);
+                common = Some(match common {
+                    None => a,
+                    Some(c) => c.intersection(&a).copied().collect(),
+                });
+            }
+            if common.is_none_or(|c| c.intersection(&rps).next().is_none()) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn exceeds_capacity(&self, candidate: &Candidate) -> bool {
+        let s = self.snapshot;
+        candidate.resources.iter().any(|(rp, rc, amount)| {
+            match s.inventories.get(rp).and_then(|m| m.get(rc)) {
+                Some(inv) => {
+                    (s.used(*rp, *rc) + amount) as f64 > inv.capacity().trunc()
+                        || *amount > inv.max_unit
+                }
+                None => true,
+            }
+        })
+    }
+}
+
+/// Sums the groups' amounts per (provider, class) and unions the mappings.
+fn consolidate(combo: &[&Candidate], anchor: Id) -> Candidate {
+    let mut resources: Vec<(Id, Id, i64)> = Vec::new();
+    let mut mappings: BTreeMap<String, BTreeSet<Id>> = BTreeMap::new();
+    for c in combo {
+        for (rp, rc, amount) in &c.resources {
+            match resources.iter_mut().find(|(r, k, _)| r == rp && k == rc) {
+                Some(entry) => entry.2 += amount,
+                None => resources.push((*rp, *rc, *amount)),
+            }
+        }
+        for (suffix, rps) in &c.mappings {
+            mappings
+                .entry(suffix.clone())
+                .or_default()
+                .extend(rps.iter().copied());
+        }
+    }
+    Candidate {
+        resources,
+        mappings,
+        anchor,
+        same_provider: false,
+    }
+}
+
+/// The cartesian product of `lists`, first list varying slowest, generated
+/// lazily so that a limit or the combination cap can stop it early.
+struct Product<'a, T> {
+    lists: &'a [Vec<T>],
+    indexes: Vec<usize>,
+    done: bool,
+}
+
+fn product<T>(lists: &[Vec<T>]) -> Product<'_, T> {
+    Product {
+        lists,
+        indexes: vec![0; lists.len()],
+        done: lists.iter().any(Vec::is_empty),
+    }
+}
+
+impl<T: Clone> Iterator for Product<'_, T> {
+    type Item = Vec<T>;
+    fn next(&mut self) -> Option<Vec<T>> {
+        if self.done {
+            return None;
+        }
+        let row = self
+            .indexes
+            .iter()
+            .zip(self.lists)
+            .map(|(i, list)| list[*i].clone())
+            .collect();
+        // Advance the odometer, last position fastest.
+        let mut position = self.lists.len();
+        loop {
+            if position == 0 {
+                self.done = true;
+                break;
+            }
+            position -= 1;
+            self.indexes[position] += 1;
+            if self.indexes[position] < self.lists[position].len() {
+                break;
+            }
+            self.indexes[position] = 0;
+        }
+        Some(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_enumerates_in_order() {
+        let lists = vec![vec![1, 2], vec![3, 4, 5]];
+        let rows: Vec<Vec<i32>> = product(&lists).collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![1, 3],
+                vec![1, 4],
+                vec![1, 5],
+                vec![2, 3],
+                vec![2, 4],
+                vec![2, 5]
+            ]
+        );
+        assert_eq!(product::<i32>(&[]).count(), 1);
+        assert_eq!(product(&[vec![1], vec![]]).count(), 0);
+    }
+}
