@@ -52,6 +52,9 @@ pub struct Snapshot {
     pub trait_names: HashMap<Id, String>,
     /// Id of `MISC_SHARES_VIA_AGGREGATE`, if the trait exists.
     pub sharing_trait: Option<Id>,
+    /// (generation, last modification) per provider: what an incremental
+    /// refresh compares to find changed providers.
+    pub versions: HashMap<Id, (i64, i64)>,
 }
 
 impl Snapshot {

@@ -46,14 +46,20 @@ impl AppState {
     pub async fn snapshot(&self) -> Result<Arc<candidates::Snapshot>, storage::StorageError> {
         let mut cached = self.snapshot.lock().await;
         let epoch = storage::snapshot::epoch(self.db.conn()).await?;
-        if let Some((seen, snapshot)) = cached.as_ref() {
-            if *seen == epoch {
-                return Ok(snapshot.clone());
+        match cached.as_mut() {
+            Some((seen, snapshot)) if *seen == epoch => Ok(snapshot.clone()),
+            Some((seen, snapshot)) => {
+                // Copy-on-write: readers still holding the old one keep it.
+                storage::snapshot::refresh(self.db.conn(), Arc::make_mut(snapshot)).await?;
+                *seen = epoch;
+                Ok(snapshot.clone())
+            }
+            None => {
+                let snapshot = Arc::new(storage::snapshot::load(self.db.conn()).await?);
+                *cached = Some((epoch, snapshot.clone()));
+                Ok(snapshot)
             }
         }
-        let snapshot = Arc::new(storage::snapshot::load(self.db.conn()).await?);
-        *cached = Some((epoch, snapshot.clone()));
-        Ok(snapshot)
     }
 }
 

@@ -58,6 +58,8 @@ pub async fn replace(state: &AppState, req: &Req) -> ApiResult<Reply> {
             ));
         }
         generation += 1;
+    } else {
+        providers::touch(&*tx, &[provider.id]).await?;
     }
     commit_or_conflict(tx).await?;
     Ok(reply(req, &uuids, generation))

@@ -277,6 +277,7 @@ pub async fn replace_in_tx<C: ConnectionTrait>(
     let previous = usage_sums(tx, &provider_ids, &class_id_list).await?;
 
     let consumer_uuids: Vec<&str> = writes.iter().map(|w| w.consumer.as_str()).collect();
+    let previous_holders = providers_of_consumers(tx, &consumer_uuids).await?;
     exec(
         tx,
         &format!(
@@ -389,11 +390,21 @@ pub async fn replace_in_tx<C: ConnectionTrait>(
 
     // The compare-and-swap that makes concurrent claims safe. Sorted to keep
     // lock order stable across transactions.
-    let mut touched: Vec<&providers::Provider> = providers_by_uuid.values().collect();
-    touched.sort_by_key(|p| p.id);
-    for provider in touched {
-        if !providers::bump_generation(tx, provider.id, provider.generation).await? {
-            return Err(WriteError::Concurrent);
+    // Providers that only lost allocations keep their generation (as
+    // upstream) but get a new updated_at, so cached snapshots notice.
+    let mut order: BTreeMap<i64, Option<i64>> =
+        previous_holders.into_iter().map(|id| (id, None)).collect();
+    for provider in providers_by_uuid.values() {
+        order.insert(provider.id, Some(provider.generation));
+    }
+    for (id, generation) in order {
+        match generation {
+            Some(generation) => {
+                if !providers::bump_generation(tx, id, generation).await? {
+                    return Err(WriteError::Concurrent);
+                }
+            }
+            None => providers::touch(tx, &[id]).await?,
         }
     }
     for (id, generation, has_allocations) in consumer_state {
@@ -416,6 +427,27 @@ pub async fn replace_in_tx<C: ConnectionTrait>(
         }
     }
     Ok(())
+}
+
+/// Ids of the providers holding allocations of these consumers.
+async fn providers_of_consumers<C: ConnectionTrait>(
+    conn: &C,
+    consumers: &[&str],
+) -> SResult<BTreeSet<i64>> {
+    if consumers.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT resource_provider_id FROM allocations WHERE consumer_id IN ({})",
+        placeholders(consumers.len())
+    );
+    Ok(
+        query_all(conn, &sql, consumers.iter().map(|c| (*c).into()).collect())
+            .await?
+            .iter()
+            .map(|r| get_i64(r, "resource_provider_id"))
+            .collect(),
+    )
 }
 
 /// Sum of `used` per (provider id, class id).
@@ -456,12 +488,17 @@ async fn usage_sums<C: ConnectionTrait>(
 /// had none.
 pub async fn delete_consumer(db: &Db, uuid: &str) -> Result<bool, WriteError> {
     let tx = db.begin_write().await?;
+    let holders: Vec<i64> = providers_of_consumers(&*tx, &[uuid])
+        .await?
+        .into_iter()
+        .collect();
     let removed = exec(
         &*tx,
         "DELETE FROM allocations WHERE consumer_id = ?",
         vec![uuid.into()],
     )
     .await?;
+    providers::touch(&*tx, &holders).await?;
     exec(
         &*tx,
         "DELETE FROM consumers WHERE uuid = ?",

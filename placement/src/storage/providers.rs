@@ -168,8 +168,8 @@ pub async fn update<C: ConnectionTrait>(
     for other in subtree.iter().filter(|s| **s != id) {
         exec(
             conn,
-            "UPDATE resource_providers SET root_provider_id = ? WHERE id = ?",
-            vec![root_id.into(), (*other).into()],
+            "UPDATE resource_providers SET root_provider_id = ?, updated_at = ? WHERE id = ?",
+            vec![root_id.into(), now.into(), (*other).into()],
         )
         .await?;
     }
@@ -204,6 +204,21 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, id: i64) -> SResult<()> {
         "DELETE FROM resource_providers WHERE id = ?",
     ] {
         exec(conn, sql, vec![id.into()]).await?;
+    }
+    Ok(())
+}
+
+/// Marks providers as changed without a generation bump (their usage or
+/// aggregates changed in a way upstream does not version).
+pub async fn touch<C: ConnectionTrait>(conn: &C, ids: &[i64]) -> SResult<()> {
+    let now = now_micros();
+    for id in ids {
+        exec(
+            conn,
+            "UPDATE resource_providers SET updated_at = ? WHERE id = ?",
+            vec![now.into(), (*id).into()],
+        )
+        .await?;
     }
     Ok(())
 }
