@@ -86,8 +86,12 @@ async fn scheduler(client: PlacementClient, tally: Arc<Tally>) {
     }
 }
 
-async fn storm(kind: &str) {
+async fn storm(kind: &str, services: usize) {
     let server = TestServer::start(kind).await;
+    let mut others = Vec::new();
+    for _ in 1..services {
+        others.push(TestServer::start_sharing(&server).await);
+    }
     let client = server.client();
     client.ensure_resource_class(CLASS).await.expect("class");
     client.ensure_trait("CUSTOM_RAID").await.expect("trait");
@@ -111,15 +115,22 @@ async fn storm(kind: &str) {
     }
     let tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();
-    for _ in 0..SCHEDULERS {
-        tasks.push(tokio::spawn(scheduler(client.clone(), tally.clone())));
+    // Schedulers are spread over every placement service.
+    let clients: Vec<PlacementClient> = std::iter::once(client.clone())
+        .chain(others.iter().map(TestServer::client))
+        .collect();
+    for i in 0..SCHEDULERS {
+        tasks.push(tokio::spawn(scheduler(
+            clients[i % clients.len()].clone(),
+            tally.clone(),
+        )));
     }
     for task in tasks {
         task.await.expect("scheduler");
     }
     let claims = tally.claims.load(Ordering::SeqCst);
     eprintln!(
-        "{kind}: {claims} claims, {} conflicts, {} other errors",
+        "{kind} ({services} services): {claims} claims, {} conflicts, {} other errors",
         tally.conflicts.load(Ordering::SeqCst),
         tally.other_errors.load(Ordering::SeqCst)
     );
@@ -143,6 +154,15 @@ async fn storm(kind: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn boot_storm_never_double_books_on_every_backend() {
     for kind in common::backends() {
-        storm(kind).await;
+        storm(kind, 1).await;
+    }
+}
+
+/// Three placement services on one database, as three processes behind a
+/// load balancer: their cached snapshots may lag, their claims may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn boot_storm_across_three_services_sharing_one_database() {
+    for kind in common::backends() {
+        storm(kind, 3).await;
     }
 }

@@ -93,8 +93,24 @@ impl TestServer {
         Self::start_with(kind, |_| {}).await
     }
 
+    /// A second service on the database of `other` (as a second process
+    /// would be): it shares nothing with `other` but the database.
+    pub async fn start_sharing(other: &TestServer) -> TestServer {
+        let db = TestDb {
+            url: other.db.url.clone(),
+            admin_url: None,
+            name: None,
+            _dir: tempfile::tempdir().expect("tempdir"),
+        };
+        Self::start_on(db, |_| {}).await
+    }
+
     pub async fn start_with(kind: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let db = TestDb::create(kind).await;
+        Self::start_on(db, adjust).await
+    }
+
+    async fn start_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::for_database(db.url.clone());
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
