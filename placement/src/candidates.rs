@@ -671,7 +671,11 @@ impl<'a> Search<'a> {
                     anchor: root,
                     same_provider: false,
                 };
-                if seen.insert(candidate.key()) {
+                // Deduplicated per anchor: upstream compares candidates
+                // without their anchor, so a sharing provider that serves
+                // several trees kept only one of them and could not be
+                // combined with the other trees' groups. We keep each.
+                if seen.insert((root, candidate.key())) {
                     out.push(candidate);
                 }
             }

@@ -8,7 +8,7 @@
 //! until nothing is left), scans every provider for over-allocation, samples
 //! the servers' peak RSS and prints one table. See `scripts/BENCH.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -665,7 +665,7 @@ async fn load_fleet(server: &Server, fleet: &Fleet, concurrency: usize) -> Res<L
                     }
                 }
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if total >= 5000 && d % (total as u64 / 10).max(1) == 0 {
+                if total >= 5000 && d.is_multiple_of((total as u64 / 10).max(1)) {
                     log(format!(
                         "  {}: {d}/{total} units loaded ({:.0} s)",
                         server.label,
