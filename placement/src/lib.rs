@@ -35,31 +35,57 @@ pub struct AppState {
     pub db: storage::Db,
     pub policy: policy::Policy,
     /// The last loaded provider snapshot and the write epoch it reflects.
-    snapshot: tokio::sync::Mutex<Option<(i64, Arc<candidates::Snapshot>)>>,
+    /// Readers take the read lock only to clone the `Arc`.
+    snapshot: std::sync::RwLock<Option<(i64, Arc<candidates::Snapshot>)>>,
+    /// Serialises refreshes so that a burst of requests after a write
+    /// refreshes once, not once per request.
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
-    /// A snapshot no older than the last committed write: reused while the
-    /// database's write epoch is unchanged, reloaded otherwise. Writes of
-    /// other processes bump the same epoch, so several placement processes
-    /// stay consistent; the claim itself is always checked in the database.
-    pub async fn snapshot(&self) -> Result<Arc<candidates::Snapshot>, storage::StorageError> {
-        let mut cached = self.snapshot.lock().await;
-        let epoch = storage::snapshot::epoch(self.db.conn()).await?;
-        match cached.as_mut() {
-            Some((seen, snapshot)) if *seen == epoch => Ok(snapshot.clone()),
-            Some((seen, snapshot)) => {
-                // Copy-on-write: readers still holding the old one keep it.
-                storage::snapshot::refresh(self.db.conn(), Arc::make_mut(snapshot)).await?;
-                *seen = epoch;
-                Ok(snapshot.clone())
-            }
-            None => {
-                let snapshot = Arc::new(storage::snapshot::load(self.db.conn()).await?);
-                *cached = Some((epoch, snapshot.clone()));
-                Ok(snapshot)
-            }
+    fn cached_snapshot(&self, epoch: i64) -> Option<Arc<candidates::Snapshot>> {
+        let cached = self.snapshot.read().ok()?;
+        match cached.as_ref() {
+            Some((seen, snapshot)) if *seen >= epoch => Some(snapshot.clone()),
+            _ => None,
         }
+    }
+
+    /// A snapshot no older than the last committed write: reused while the
+    /// database's write epoch is unchanged, refreshed incrementally
+    /// otherwise. Writes of other processes bump the same epoch, so several
+    /// placement processes stay consistent; the claim itself is always
+    /// checked in the database.
+    pub async fn snapshot(&self) -> Result<Arc<candidates::Snapshot>, storage::StorageError> {
+        let epoch = storage::snapshot::epoch(self.db.conn()).await?;
+        if let Some(snapshot) = self.cached_snapshot(epoch) {
+            return Ok(snapshot);
+        }
+        let _refreshing = self.refresh.lock().await;
+        if let Some(snapshot) = self.cached_snapshot(epoch) {
+            return Ok(snapshot);
+        }
+        // Read the epoch again: the refresh below sees at least this much.
+        let epoch = storage::snapshot::epoch(self.db.conn()).await?;
+        // Take it out of the cache so that, unless a reader still holds it,
+        // the refresh below mutates it in place instead of copying it.
+        let previous = self
+            .snapshot
+            .write()
+            .ok()
+            .and_then(|mut cached| cached.take().map(|(_, s)| s));
+        let fresh = match previous {
+            Some(mut snapshot) => {
+                // Copy-on-write: readers still holding the old one keep it.
+                storage::snapshot::refresh(self.db.conn(), Arc::make_mut(&mut snapshot)).await?;
+                snapshot
+            }
+            None => Arc::new(storage::snapshot::load(self.db.conn()).await?),
+        };
+        if let Ok(mut cached) = self.snapshot.write() {
+            *cached = Some((epoch, fresh.clone()));
+        }
+        Ok(fresh)
     }
 }
 
@@ -85,7 +111,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         config,
         db,
         policy,
-        snapshot: tokio::sync::Mutex::new(None),
+        snapshot: std::sync::RwLock::new(None),
+        refresh: tokio::sync::Mutex::new(()),
     }))
 }
 
