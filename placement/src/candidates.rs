@@ -185,6 +185,9 @@ pub struct Request {
     pub limit: Option<usize>,
     /// 1.29+: candidates may combine several providers of one tree.
     pub nested_aware: bool,
+    /// Upstream's `randomize_allocation_candidates`: a random `limit`-sized
+    /// sample (or a shuffle) instead of the first candidates.
+    pub randomize: bool,
 }
 
 /// One way to satisfy the request.
@@ -750,7 +753,7 @@ impl<'a> Search<'a> {
                 }
                 if seen.insert(merged.key()) {
                     out.push(merged);
-                    if request.limit.is_some_and(|limit| out.len() >= limit) {
+                    if !request.randomize && request.limit.is_some_and(|limit| out.len() >= limit) {
                         break 'anchors;
                     }
                 }
@@ -758,6 +761,13 @@ impl<'a> Search<'a> {
         }
         if out.is_empty() {
             return Outcome::default();
+        }
+        if request.randomize {
+            use rand::seq::SliceRandom;
+            out.shuffle(&mut rand::thread_rng());
+            if let Some(limit) = request.limit {
+                out.truncate(limit);
+            }
         }
         let summaries = if exclude_nested {
             let rps: BTreeSet<Id> = out

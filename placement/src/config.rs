@@ -17,6 +17,9 @@ pub struct Config {
     /// Project/user recorded for allocations written before microversion 1.8.
     pub incomplete_consumer_project_id: String,
     pub incomplete_consumer_user_id: String,
+    /// Return a random sample of candidates when `limit` cuts the list
+    /// (upstream's `[placement] randomize_allocation_candidates`).
+    pub randomize_allocation_candidates: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -56,6 +59,7 @@ impl Config {
             },
             incomplete_consumer_project_id: INCOMPLETE_CONSUMER_ID.to_string(),
             incomplete_consumer_user_id: INCOMPLETE_CONSUMER_ID.to_string(),
+            randomize_allocation_candidates: false,
         }
     }
 }
@@ -89,6 +93,7 @@ pub struct FileConfig {
     pub cors_max_age: Option<u64>,
     pub incomplete_consumer_project_id: Option<String>,
     pub incomplete_consumer_user_id: Option<String>,
+    pub randomize_allocation_candidates: Option<bool>,
 }
 
 /// Values from flags or the environment (clap resolves both), highest layer.
@@ -102,6 +107,7 @@ pub struct Overrides {
     pub policy_file: Option<String>,
     pub cors_allowed_origin: Option<Vec<String>>,
     pub cors_allow_headers: Option<Vec<String>>,
+    pub randomize_allocation_candidates: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +200,10 @@ impl Config {
         if let Some(user) = file_config.incomplete_consumer_user_id {
             config.incomplete_consumer_user_id = user;
         }
+        config.randomize_allocation_candidates = overrides
+            .randomize_allocation_candidates
+            .or(file_config.randomize_allocation_candidates)
+            .unwrap_or(false);
         config.validate()?;
         Ok(config)
     }

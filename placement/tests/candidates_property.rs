@@ -475,6 +475,7 @@ fn request() -> impl Strategy<Value = Request> {
                     root_forbidden: BTreeSet::new(),
                     limit: None,
                     nested_aware: true,
+                    randomize: false,
                 }
             },
         )

@@ -241,7 +241,10 @@ impl Proc {
             return;
         }
         let group = format!("-{}", self.pid());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if !self.alive() {
@@ -249,7 +252,10 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -319,6 +325,8 @@ struct HttpStats {
     requests: AtomicU64,
     status_5xx: AtomicU64,
     transport_errors: AtomicU64,
+    /// Loading steps repeated after a 5xx.
+    retries: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
 
@@ -410,6 +418,36 @@ impl Server {
                 .map(str::to_string)
                 .unwrap_or_else(|| reply.body.to_string());
             Err(format!("{method} {path} -> {}: {detail}", reply.status))
+        }
+    }
+
+    /// `must`, repeated (up to 8 times, with a short back-off) while the
+    /// server answers 5xx: SQLite behind several upstream processes answers
+    /// "database is locked" under concurrent writes. Used for loading only;
+    /// every retry is counted and reported.
+    async fn must_retry(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<Value, String> {
+        let mut attempt = 0;
+        loop {
+            let reply = self.call(method.clone(), path, body).await?;
+            if ok.contains(&reply.status) {
+                return Ok(reply.body);
+            }
+            attempt += 1;
+            if reply.status < 500 || attempt >= 8 {
+                let detail = reply.body["errors"][0]["detail"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| reply.body.to_string());
+                return Err(format!("{method} {path} -> {}: {detail}", reply.status));
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
         }
     }
 
@@ -570,7 +608,7 @@ async fn load_provider(server: &Server, p: &ProviderSpec) -> Result<(), String> 
         body["parent_provider_uuid"] = json!(parent);
     }
     let created = server
-        .must(Method::POST, "/resource_providers", Some(&body), &[200])
+        .must_retry(Method::POST, "/resource_providers", Some(&body), &[200])
         .await?;
     let mut generation = created["generation"]
         .as_i64()
@@ -586,7 +624,7 @@ async fn load_provider(server: &Server, p: &ProviderSpec) -> Result<(), String> 
             .collect();
         let body = json!({"resource_provider_generation": generation, "inventories": inventories});
         let v = server
-            .must(
+            .must_retry(
                 Method::PUT,
                 &format!("{base}/inventories"),
                 Some(&body),
@@ -600,7 +638,7 @@ async fn load_provider(server: &Server, p: &ProviderSpec) -> Result<(), String> 
     if !p.traits.is_empty() {
         let body = json!({"resource_provider_generation": generation, "traits": p.traits});
         let v = server
-            .must(Method::PUT, &format!("{base}/traits"), Some(&body), &[200])
+            .must_retry(Method::PUT, &format!("{base}/traits"), Some(&body), &[200])
             .await?;
         generation = v["resource_provider_generation"]
             .as_i64()
@@ -609,7 +647,7 @@ async fn load_provider(server: &Server, p: &ProviderSpec) -> Result<(), String> 
     if !p.aggregates.is_empty() {
         let body = json!({"resource_provider_generation": generation, "aggregates": p.aggregates});
         server
-            .must(
+            .must_retry(
                 Method::PUT,
                 &format!("{base}/aggregates"),
                 Some(&body),
@@ -629,7 +667,7 @@ struct LoadResult {
 async fn load_fleet(server: &Server, fleet: &Fleet, concurrency: usize) -> Res<LoadResult> {
     for class in BAREMETAL_CLASSES {
         server
-            .must(
+            .must_retry(
                 Method::PUT,
                 &format!("/resource_classes/{class}"),
                 None,
@@ -639,7 +677,7 @@ async fn load_fleet(server: &Server, fleet: &Fleet, concurrency: usize) -> Res<L
     }
     for t in CUSTOM_TRAITS {
         server
-            .must(Method::PUT, &format!("/traits/{t}"), None, &[201, 204])
+            .must_retry(Method::PUT, &format!("/traits/{t}"), None, &[201, 204])
             .await?;
     }
     let start = Instant::now();
@@ -1238,6 +1276,7 @@ struct Figures {
     scan: Option<ScanResult>,
     peak_rss_mib: Option<f64>,
     http_5xx: u64,
+    load_retries: u64,
     transport_errors: u64,
     requests: u64,
     log_errors: usize,
@@ -1266,6 +1305,9 @@ fn rows(ours: &Figures, up: &Figures, args: &Args) -> Vec<Row> {
     });
     add("load: failed providers".into(), Kind::Count, &|f| {
         f.load.as_ref().map(|l| l.errors as f64)
+    });
+    add("load: steps retried after 5xx".into(), Kind::Count, &|f| {
+        f.load.as_ref().map(|_| f.load_retries as f64)
     });
     add(
         "candidates: first request (ms)".into(),
@@ -1650,6 +1692,7 @@ async fn bench(args: &Args, env: &mut Env) -> Res<()> {
         let Some(server) = server else { continue };
         figs.http_5xx = server.stats.status_5xx.load(Ordering::Relaxed);
         figs.transport_errors = server.stats.transport_errors.load(Ordering::Relaxed);
+        figs.load_retries = server.stats.retries.load(Ordering::Relaxed);
         figs.requests = server.stats.requests.load(Ordering::Relaxed);
         if let Some(p) = env.procs.get(index) {
             // One last sample, so short runs are covered too.

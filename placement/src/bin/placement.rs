@@ -46,6 +46,9 @@ struct Args {
         value_delimiter = ','
     )]
     cors_allow_headers: Option<Vec<String>>,
+    /// Random `limit`-sized samples of allocation candidates.
+    #[arg(long, env = "FERRITE_PLACEMENT_RANDOMIZE_ALLOCATION_CANDIDATES")]
+    randomize_allocation_candidates: Option<bool>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +68,7 @@ fn main() -> std::process::ExitCode {
         policy_file: args.policy_file,
         cors_allowed_origin: args.cors_allowed_origin,
         cors_allow_headers: args.cors_allow_headers,
+        randomize_allocation_candidates: args.randomize_allocation_candidates,
     };
     let config = match Config::load(args.config.as_deref(), overrides) {
         Ok(config) => config,

@@ -119,6 +119,7 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
         root_forbidden,
         limit: spec.limit.map(|l| l as usize),
         nested_aware: v.at_least(29),
+        randomize: state.config.randomize_allocation_candidates,
     };
     let outcome = candidates::find(&snapshot, &request);
     let requested: BTreeSet<Id> = request
