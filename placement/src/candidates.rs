@@ -55,10 +55,73 @@ pub struct Snapshot {
     /// (generation, last modification) per provider: what an incremental
     /// refresh compares to find changed providers.
     pub versions: HashMap<Id, (i64, i64)>,
+    /// Lookup tables derived from the above; rebuilt by [`Snapshot::reindex`]
+    /// after each load or refresh, so requests never scan the whole fleet.
+    pub index: SnapshotIndex,
+}
+
+/// Providers by class, trait and aggregate, and fleet-wide facts.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotIndex {
+    built: bool,
+    by_uuid: HashMap<String, Id>,
+    by_class: HashMap<Id, Vec<Id>>,
+    by_trait: HashMap<Id, Vec<Id>>,
+    by_aggregate: HashMap<String, Vec<Id>>,
+    /// Every provider of each tree, by root.
+    by_root: HashMap<Id, Vec<Id>>,
+    sharing: BTreeSet<Id>,
+    has_trees: bool,
+}
+
+impl SnapshotIndex {
+    fn build(s: &Snapshot) -> SnapshotIndex {
+        let mut index = SnapshotIndex {
+            built: true,
+            ..SnapshotIndex::default()
+        };
+        // Providers iterate in id order, so every list below is sorted.
+        for p in s.providers.values() {
+            index.by_uuid.insert(p.uuid.clone(), p.id);
+            index.by_root.entry(p.root).or_default().push(p.id);
+            if p.parent.is_some() {
+                index.has_trees = true;
+            }
+            for rc in s.inventories.get(&p.id).into_iter().flat_map(|m| m.keys()) {
+                index.by_class.entry(*rc).or_default().push(p.id);
+            }
+            for t in s.traits.get(&p.id).into_iter().flatten() {
+                index.by_trait.entry(*t).or_default().push(p.id);
+                if Some(*t) == s.sharing_trait {
+                    index.sharing.insert(p.id);
+                }
+            }
+            for a in s.aggregates.get(&p.id).into_iter().flatten() {
+                index.by_aggregate.entry(a.clone()).or_default().push(p.id);
+            }
+        }
+        index
+    }
+
+    fn with_trait(&self, t: Id) -> &[Id] {
+        self.by_trait.get(&t).map_or(&[], Vec::as_slice)
+    }
+
+    fn in_aggregate(&self, uuid: &str) -> &[Id] {
+        self.by_aggregate.get(uuid).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl Snapshot {
+    /// Rebuilds the lookup tables; call after changing the snapshot.
+    pub fn reindex(&mut self) {
+        self.index = SnapshotIndex::build(self);
+    }
+
     pub fn provider_id(&self, uuid: &str) -> Option<Id> {
+        if self.index.built {
+            return self.index.by_uuid.get(uuid).copied();
+        }
         self.providers
             .values()
             .find(|p| p.uuid == uuid)
@@ -83,67 +146,6 @@ impl Snapshot {
     fn traits_of(&self, rp: Id) -> &BTreeSet<Id> {
         static EMPTY: BTreeSet<Id> = BTreeSet::new();
         self.traits.get(&rp).unwrap_or(&EMPTY)
-    }
-
-    fn has_trees(&self) -> bool {
-        self.providers.values().any(|p| p.parent.is_some())
-    }
-
-    fn sharing_providers(&self) -> BTreeSet<Id> {
-        match self.sharing_trait {
-            Some(t) => self
-                .providers
-                .keys()
-                .copied()
-                .filter(|rp| self.traits_of(*rp).contains(&t))
-                .collect(),
-            None => BTreeSet::new(),
-        }
-    }
-
-    /// Providers in every one of `member_of`'s any-of sets.
-    fn in_aggregates(&self, member_of: &[BTreeSet<String>]) -> BTreeSet<Id> {
-        self.providers
-            .keys()
-            .copied()
-            .filter(|rp| {
-                let aggs = self.aggregates.get(rp);
-                member_of
-                    .iter()
-                    .all(|any| aggs.is_some_and(|a| any.iter().any(|u| a.contains(u))))
-            })
-            .collect()
-    }
-
-    fn in_any_aggregate(&self, aggs: &BTreeSet<String>) -> BTreeSet<Id> {
-        self.providers
-            .keys()
-            .copied()
-            .filter(|rp| {
-                self.aggregates
-                    .get(rp)
-                    .is_some_and(|a| aggs.iter().any(|u| a.contains(u)))
-            })
-            .collect()
-    }
-
-    /// (sharing provider, anchor root) pairs: the roots of every provider
-    /// that shares an aggregate with each sharing provider (itself included).
-    fn anchors_for_sharing(&self, sharing: &BTreeSet<Id>) -> Vec<(Id, Id)> {
-        let mut out = BTreeSet::new();
-        for sp in sharing {
-            let Some(aggs) = self.aggregates.get(sp) else {
-                continue;
-            };
-            for (other, other_aggs) in &self.aggregates {
-                if aggs.iter().any(|a| other_aggs.contains(a)) {
-                    if let Some(p) = self.providers.get(other) {
-                        out.insert((*sp, p.root));
-                    }
-                }
-            }
-        }
-        out.into_iter().collect()
     }
 
     fn parent_of(&self, rp: Id) -> Option<Id> {
@@ -243,6 +245,7 @@ struct GroupContext<'a> {
 
 struct Search<'a> {
     snapshot: &'a Snapshot,
+    index: &'a SnapshotIndex,
     request: &'a Request,
     sharing: BTreeSet<Id>,
     has_trees: bool,
@@ -251,11 +254,20 @@ struct Search<'a> {
 
 /// Runs the search. An empty outcome means "no candidates".
 pub fn find(snapshot: &Snapshot, request: &Request) -> Outcome {
+    // Snapshots built by hand (tests) may come without an index.
+    let built;
+    let index = if snapshot.index.built {
+        &snapshot.index
+    } else {
+        built = SnapshotIndex::build(snapshot);
+        &built
+    };
     let mut search = Search {
         snapshot,
+        index,
         request,
-        sharing: snapshot.sharing_providers(),
-        has_trees: snapshot.has_trees(),
+        sharing: index.sharing.clone(),
+        has_trees: index.has_trees,
         anchor_roots: None,
     };
     if !request.root_required.is_empty() || !request.root_forbidden.is_empty() {
@@ -301,6 +313,62 @@ pub fn find(snapshot: &Snapshot, request: &Request) -> Outcome {
 }
 
 impl<'a> Search<'a> {
+    /// Providers in every one of `member_of`'s any-of sets.
+    fn in_aggregates(&self, member_of: &[BTreeSet<String>]) -> BTreeSet<Id> {
+        let mut result: Option<BTreeSet<Id>> = None;
+        for any in member_of {
+            let members: BTreeSet<Id> = any
+                .iter()
+                .flat_map(|u| self.index.in_aggregate(u))
+                .copied()
+                .collect();
+            result = Some(match result {
+                None => members,
+                Some(r) => r.intersection(&members).copied().collect(),
+            });
+        }
+        result.unwrap_or_default()
+    }
+
+    fn in_any_aggregate(&self, aggs: &BTreeSet<String>) -> BTreeSet<Id> {
+        aggs.iter()
+            .flat_map(|u| self.index.in_aggregate(u))
+            .copied()
+            .collect()
+    }
+
+    /// (sharing provider, anchor root) pairs: the roots of every provider
+    /// that shares an aggregate with each sharing provider (itself included).
+    fn anchors_for_sharing(&self, sharing: &BTreeSet<Id>) -> Vec<(Id, Id)> {
+        let s = self.snapshot;
+        let mut out = BTreeSet::new();
+        for sp in sharing {
+            for agg in s.aggregates.get(sp).into_iter().flatten() {
+                for other in self.index.in_aggregate(agg) {
+                    out.insert((*sp, s.root_of(*other)));
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Providers that have at least one trait of each any-of set.
+    fn with_required(&self, required: &[BTreeSet<Id>]) -> BTreeSet<Id> {
+        let mut result: Option<BTreeSet<Id>> = None;
+        for any in required {
+            let having: BTreeSet<Id> = any
+                .iter()
+                .flat_map(|t| self.index.with_trait(*t))
+                .copied()
+                .collect();
+            result = Some(match result {
+                None => having,
+                Some(r) => r.intersection(&having).copied().collect(),
+            });
+        }
+        result.unwrap_or_default()
+    }
+
     fn in_filtered_anchors(&self, root: Id) -> bool {
         self.anchor_roots.as_ref().is_none_or(|r| r.contains(&root))
     }
@@ -309,7 +377,7 @@ impl<'a> Search<'a> {
         let s = self.snapshot;
         let mut rps_in_aggs = BTreeSet::new();
         if !group.member_of.is_empty() {
-            rps_in_aggs = s.in_aggregates(&group.member_of);
+            rps_in_aggs = self.in_aggregates(&group.member_of);
             if rps_in_aggs.is_empty() {
                 return None;
             }
@@ -321,9 +389,13 @@ impl<'a> Search<'a> {
         };
         let mut with_resource = BTreeMap::new();
         for (rc, amount) in &group.resources {
-            let providers: BTreeSet<(Id, Id)> = s
-                .providers
-                .values()
+            let providers: BTreeSet<(Id, Id)> = self
+                .index
+                .by_class
+                .get(rc)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| s.providers.get(id))
                 .filter(|p| tree_root.is_none_or(|t| p.root == t))
                 .filter(|p| s.has_capacity(p.id, *rc, *amount))
                 .map(|p| (p.id, p.root))
@@ -345,12 +417,11 @@ impl<'a> Search<'a> {
         let group = ctx.group;
         if !group.same_provider() && (!self.sharing.is_empty() || self.has_trees) {
             if !group.required.is_empty() {
-                let any: BTreeSet<Id> = group.required.iter().flatten().copied().collect();
-                let having = self
-                    .snapshot
-                    .traits
+                let having = group
+                    .required
                     .iter()
-                    .any(|(_, t)| t.iter().any(|x| any.contains(x)));
+                    .flatten()
+                    .any(|t| !self.index.with_trait(*t).is_empty());
                 if !having {
                     return Vec::new();
                 }
@@ -365,22 +436,10 @@ impl<'a> Search<'a> {
     /// Upstream's `get_provider_ids_for_traits_and_aggs`: `None` means no
     /// provider can match; an empty filter set means "no filter".
     fn traits_and_aggs(&self, ctx: &GroupContext<'_>) -> Option<(BTreeSet<Id>, BTreeSet<Id>)> {
-        let s = self.snapshot;
         let group = ctx.group;
         let mut filtered: BTreeSet<Id> = BTreeSet::new();
         if !group.required.is_empty() {
-            filtered = s
-                .providers
-                .keys()
-                .copied()
-                .filter(|rp| {
-                    let traits = s.traits_of(*rp);
-                    group
-                        .required
-                        .iter()
-                        .all(|any| any.iter().any(|t| traits.contains(t)))
-                })
-                .collect();
+            filtered = self.with_required(&group.required);
             if filtered.is_empty() {
                 return None;
             }
@@ -397,7 +456,7 @@ impl<'a> Search<'a> {
         }
         let mut forbidden = BTreeSet::new();
         if !group.forbidden_aggregates.is_empty() {
-            let bad = s.in_any_aggregate(&group.forbidden_aggregates);
+            let bad = self.in_any_aggregate(&group.forbidden_aggregates);
             forbidden.extend(bad.iter().copied());
             if !filtered.is_empty() {
                 filtered = filtered.difference(&bad).copied().collect();
@@ -407,11 +466,11 @@ impl<'a> Search<'a> {
             }
         }
         if !group.forbidden.is_empty() {
-            let bad: BTreeSet<Id> = s
-                .providers
-                .keys()
+            let bad: BTreeSet<Id> = group
+                .forbidden
+                .iter()
+                .flat_map(|t| self.index.with_trait(*t))
                 .copied()
-                .filter(|rp| s.traits_of(*rp).iter().any(|t| group.forbidden.contains(t)))
                 .collect();
             forbidden.extend(bad.iter().copied());
             if !filtered.is_empty() {
@@ -470,7 +529,6 @@ impl<'a> Search<'a> {
     }
 
     fn single_provider(&self, ctx: &GroupContext<'_>, tuples: &[(Id, Id)]) -> Vec<Candidate> {
-        let s = self.snapshot;
         let mut out = Vec::new();
         for (rp, root) in tuples {
             let candidate = Candidate {
@@ -488,7 +546,7 @@ impl<'a> Search<'a> {
                 out.push(candidate.clone());
             }
             if self.sharing.contains(rp) {
-                for (_, anchor) in s.anchors_for_sharing(&BTreeSet::from([*rp])) {
+                for (_, anchor) in self.anchors_for_sharing(&BTreeSet::from([*rp])) {
                     if anchor == *root || !self.in_filtered_anchors(anchor) {
                         continue;
                     }
@@ -507,7 +565,7 @@ impl<'a> Search<'a> {
         let bad_aggs = if group.forbidden_aggregates.is_empty() {
             BTreeSet::new()
         } else {
-            s.in_any_aggregate(&group.forbidden_aggregates)
+            self.in_any_aggregate(&group.forbidden_aggregates)
         };
         let mut all: RpCandidates = BTreeSet::new();
         for (rc, _) in &group.resources {
@@ -528,7 +586,7 @@ impl<'a> Search<'a> {
                 sharing = sharing.intersection(&ctx.rps_in_aggs).copied().collect();
             }
             if !sharing.is_empty() && ctx.tree_root.is_none() {
-                for (sp, anchor) in s.anchors_for_sharing(&sharing) {
+                for (sp, anchor) in self.anchors_for_sharing(&sharing) {
                     for_rc.insert((sp, anchor, *rc));
                 }
             }
@@ -780,11 +838,13 @@ impl<'a> Search<'a> {
                 .iter()
                 .flat_map(|c| c.resources.iter().map(|(rp, _, _)| s.root_of(*rp)))
                 .collect();
-            s.providers
-                .values()
-                .filter(|p| roots.contains(&p.root))
-                .map(|p| p.id)
-                .collect()
+            let mut ids: Vec<Id> = roots
+                .iter()
+                .flat_map(|root| self.index.by_root.get(root).into_iter().flatten())
+                .copied()
+                .collect();
+            ids.sort_unstable();
+            ids
         };
         Outcome {
             candidates: out,

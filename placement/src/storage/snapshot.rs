@@ -160,6 +160,7 @@ pub async fn load<C: ConnectionTrait>(conn: &C) -> SResult<Snapshot> {
     }
     load_details(conn, &mut snapshot, None).await?;
     load_names(conn, &mut snapshot).await?;
+    snapshot.reindex();
     Ok(snapshot)
 }
 
@@ -209,5 +210,6 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, snapshot: &mut Snapshot) -> S
         }
     }
     load_names(conn, snapshot).await?;
+    snapshot.reindex();
     Ok(())
 }
