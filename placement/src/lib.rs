@@ -106,7 +106,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         None => Default::default(),
     };
     let policy = policy::Policy::new(config.enforce_new_defaults, &overrides);
-    let db = storage::Db::connect(&config.database_url, config.max_connections).await?;
+    let db = storage::connect(&config.database_url, config.max_connections).await?;
     Ok(Arc::new(AppState {
         config,
         db,

@@ -223,6 +223,7 @@ impl Proc {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let hits: Vec<String> = text
             .lines()
+            .map(strip_ansi)
             .filter(|l| {
                 l.contains("ERROR")
                     || l.contains("Traceback")
@@ -259,6 +260,24 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The line without terminal colour sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn vm_hwm_kb(pid: u32) -> u64 {
@@ -1451,6 +1470,20 @@ fn spawn_server(
     })
 }
 
+/// The SQLAlchemy URL upstream gets, with an explicit driver (SQLAlchemy 2.1
+/// would pick psycopg 3 for a bare `postgresql://`; the venv has psycopg2).
+fn upstream_url(url: &str) -> String {
+    for prefix in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(prefix) {
+            return format!("postgresql+psycopg2://{rest}");
+        }
+    }
+    if let Some(rest) = url.strip_prefix("mysql://") {
+        return format!("mysql+pymysql://{rest}");
+    }
+    url.to_string()
+}
+
 fn database_url(
     kind: DbKind,
     args: &Args,
@@ -1543,7 +1576,7 @@ async fn bench(args: &Args, env: &mut Env) -> Res<()> {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .args(["-m", "conformance.upstream_server"])
             .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", &up_db])
+            .args(["--database-url", &upstream_url(&up_db)])
             .args(["--server", "gunicorn"])
             .args(["--workers", &args.upstream_workers.to_string()])
             .args(["--threads", &args.upstream_threads.to_string()]);
