@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 pub enum ClientError {
     #[error("HTTP transport error: {0}")]
     Transport(#[from] reqwest::Error),
+    #[error("unexpected response body: {0}")]
+    Decode(String),
     #[error("placement answered {status}: {code} {detail}")]
     Api {
         status: u16,
@@ -21,11 +23,16 @@ pub enum ClientError {
     },
 }
 
+/// Decodes a successful response body into its typed form.
+fn decode_as<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
 impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
-            ClientError::Transport(_) => None,
+            ClientError::Transport(_) | ClientError::Decode(_) => None,
         }
     }
     /// A lost race (generation conflict): the caller may re-read and retry.
@@ -171,11 +178,7 @@ impl PlacementClient {
         let value = self
             .send(reqwest::Method::POST, "/resource_providers", Some(body))
             .await?;
-        serde_json::from_value(value).map_err(|e| ClientError::Api {
-            status: 200,
-            code: "client.decode".into(),
-            detail: e.to_string(),
-        })
+        decode_as(value)
     }
 
     /// Ensures a custom resource class exists (idempotent `PUT`).
@@ -204,11 +207,7 @@ impl PlacementClient {
                 None,
             )
             .await?;
-        serde_json::from_value(value).map_err(|e| ClientError::Api {
-            status: 200,
-            code: "client.decode".into(),
-            detail: e.to_string(),
-        })
+        decode_as(value)
     }
 
     /// Replaces all inventories; returns the new provider generation.
@@ -308,10 +307,6 @@ impl PlacementClient {
                 None,
             )
             .await?;
-        serde_json::from_value(value).map_err(|e| ClientError::Api {
-            status: 200,
-            code: "client.decode".into(),
-            detail: e.to_string(),
-        })
+        decode_as(value)
     }
 }

@@ -31,6 +31,8 @@ pub mod standard_traits;
 
 pub use error::ParseError;
 pub use names::{normalize_name, validate_custom_class, validate_custom_trait, NameError};
+/// Python's `repr()` of a string, as upstream error texts show names.
+pub use py::repr as python_repr;
 pub use query_values::{
     is_uuid_like, parse_in_tree, parse_member_of, parse_required, parse_resources, TraitSet,
 };

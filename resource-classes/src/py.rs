@@ -101,7 +101,7 @@ fn is_printable(c: char) -> bool {
 }
 
 /// Python's `repr()` of a `str`.
-pub(crate) fn repr(s: &str) -> String {
+pub fn repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
