@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, QueryResult, Statement, TransactionTrait, Value,
+    DbErr, IsolationLevel, QueryResult, Statement, TransactionTrait, Value,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -158,7 +158,12 @@ impl Db {
         } else {
             None
         };
-        let txn = self.conn.begin().await?;
+        // MySQL/MariaDB default to REPEATABLE READ, whose gap locks make
+        // unrelated concurrent writers deadlock. Our writes never rely on
+        // repeatable reads (races are settled by compare-and-swap updates),
+        // so READ COMMITTED, PostgreSQL's default, is used there too.
+        let isolation = (self.backend == DbBackend::MySql).then_some(IsolationLevel::ReadCommitted);
+        let txn = self.conn.begin_with_config(isolation, None).await?;
         Ok(WriteTx {
             txn,
             _guard: guard,
@@ -302,6 +307,26 @@ pub async fn insert_returning_id<C: ConnectionTrait>(
     }
     let result = conn.execute(statement(conn, sql, values)).await?;
     Ok(result.last_insert_id() as i64)
+}
+
+/// Inserts a row unless it would violate a unique constraint (another
+/// writer got there first), in which case nothing happens. Waits for a
+/// concurrent inserter of the same key instead of failing.
+pub async fn insert_or_ignore<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    columns: &[&str],
+    values: Vec<Value>,
+) -> SResult<u64> {
+    let columns_sql = columns.join(", ");
+    let marks = placeholders(columns.len());
+    let sql = match conn.get_database_backend() {
+        DbBackend::MySql => format!("INSERT IGNORE INTO {table} ({columns_sql}) VALUES ({marks})"),
+        DbBackend::Postgres | DbBackend::Sqlite => {
+            format!("INSERT INTO {table} ({columns_sql}) VALUES ({marks}) ON CONFLICT DO NOTHING")
+        }
+    };
+    exec(conn, &sql, values).await
 }
 
 /// `?, ?, ?` for an IN list of `n` items.

@@ -143,7 +143,16 @@ impl ApiError {
 }
 
 impl From<crate::storage::StorageError> for ApiError {
+    /// A lost race inside the database (deadlock, serialisation failure,
+    /// unique violation, busy) is a 409 the client may retry; anything else
+    /// is a 500 whose details go to the log only.
     fn from(err: crate::storage::StorageError) -> Self {
+        if crate::storage::is_conflict(&err) {
+            tracing::info!(error = %err, "concurrent update");
+            return ApiError::concurrent_update(
+                "Another thread concurrently updated the data. Please retry your update",
+            );
+        }
         tracing::error!(error = %err, "storage failure");
         ApiError::internal()
     }

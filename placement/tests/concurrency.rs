@@ -166,3 +166,89 @@ async fn retrying_claims_fill_capacity_exactly() {
         server.stop().await;
     }
 }
+
+/// Concurrent loaders (as an operator's enrollment script or several
+/// compute services do) create providers, inventories, traits and shared
+/// aggregates at once: every answer is a success or a retryable 409, never
+/// a 500, and with retries everything lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_loading_never_fails_with_server_errors() {
+    for kind in common::backends() {
+        let server = TestServer::start(kind).await;
+        let client = server.client();
+        client
+            .ensure_resource_class("CUSTOM_BAREMETAL")
+            .await
+            .expect("class");
+        client.ensure_trait("CUSTOM_RAID").await.expect("trait");
+        let shared_aggregate = uuid::Uuid::new_v4().to_string();
+        let mut tasks = Vec::new();
+        for loader in 0..8 {
+            let client = client.clone();
+            let aggregate = shared_aggregate.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut server_errors = 0;
+                for i in 0..8 {
+                    let uuid = uuid::Uuid::new_v4().to_string();
+                    client.create_provider(&uuid, &format!("n-{loader}-{i}"), None).await.expect("provider");
+                    let mut done = false;
+                    for _ in 0..50 {
+                        let provider = client.get_provider(&uuid).await.expect("show");
+                        let inventories =
+                            BTreeMap::from([("CUSTOM_BAREMETAL".to_string(), InventoryRecord::total(1))]);
+                        let step = async {
+                            let generation = client.set_inventories(&uuid, provider.generation, &inventories).await?;
+                            let generation = client.set_traits(&uuid, generation, &["CUSTOM_RAID"]).await?;
+                            let body = serde_json::json!({"resource_provider_generation": generation, "aggregates": [aggregate]});
+                            let response = client
+                                .request(reqwest::Method::PUT, &format!("/resource_providers/{uuid}/aggregates"))
+                                .json(&body)
+                                .send()
+                                .await?;
+                            Ok::<u16, ferrite_placement::client::ClientError>(response.status().as_u16())
+                        };
+                        match step.await {
+                            Ok(200) => {
+                                done = true;
+                                break;
+                            }
+                            Ok(status) if status >= 500 => server_errors += 1,
+                            Ok(_) => {}
+                            Err(err) if err.status().is_some_and(|s| s >= 500) => server_errors += 1,
+                            Err(_) => {}
+                        }
+                    }
+                    assert!(done, "provider {uuid} was never fully loaded");
+                }
+                server_errors
+            }));
+        }
+        let mut server_errors = 0;
+        for task in tasks {
+            server_errors += task.await.expect("loader");
+        }
+        assert_eq!(
+            server_errors, 0,
+            "{kind}: concurrent loading must never see a 5xx"
+        );
+        let (status, body) = common::json(
+            server
+                .req(
+                    reqwest::Method::GET,
+                    &format!("/resource_providers?member_of={shared_aggregate}"),
+                    "1.39",
+                )
+                .send()
+                .await
+                .expect("list"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["resource_providers"].as_array().map(Vec::len),
+            Some(64),
+            "{kind}"
+        );
+        server.stop().await;
+    }
+}

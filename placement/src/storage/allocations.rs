@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sea_orm::{ConnectionTrait, Value};
 
 use super::{
-    exec, get_i64, get_opt_i64, get_opt_string, get_string, insert_returning_id, is_conflict,
-    now_micros, placeholders, providers, query_all, query_one, resource_classes, sum_int, Db,
-    SResult, StorageError,
+    exec, get_i64, get_opt_i64, get_opt_string, get_string, insert_or_ignore, insert_returning_id,
+    is_conflict, now_micros, placeholders, providers, query_all, query_one, resource_classes,
+    sum_int, Db, SResult, StorageError,
 };
 use crate::domain::{check_claims, Capacity, Claim, ClaimError};
 
@@ -173,21 +173,21 @@ fn show_generation(generation: Option<i64>) -> String {
 }
 
 async fn consumer_type_id<C: ConnectionTrait>(conn: &C, name: &str) -> SResult<i64> {
-    if let Some(row) = query_one(
+    insert_or_ignore(
+        conn,
+        "consumer_types",
+        &["name", "created_at"],
+        vec![name.into(), now_micros().into()],
+    )
+    .await?;
+    Ok(query_one(
         conn,
         "SELECT id FROM consumer_types WHERE name = ?",
         vec![name.into()],
     )
     .await?
-    {
-        return Ok(get_i64(&row, "id"));
-    }
-    insert_returning_id(
-        conn,
-        "INSERT INTO consumer_types (name, created_at) VALUES (?, ?)",
-        vec![name.into(), now_micros().into()],
-    )
-    .await
+    .map(|row| get_i64(&row, "id"))
+    .unwrap_or_default())
 }
 
 /// Replaces the allocations of every consumer in `writes` in one

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sea_orm::{ConnectionTrait, Value};
 
 use super::{
-    exec, get_f64, get_i64, get_opt_i64, get_opt_string, get_string, insert_returning_id,
-    now_micros, placeholders, query_all, query_one, sum_int, SResult,
+    exec, get_f64, get_i64, get_opt_i64, get_opt_string, get_string, insert_or_ignore,
+    insert_returning_id, now_micros, placeholders, query_all, query_one, sum_int, SResult,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -492,23 +492,23 @@ pub async fn replace_aggregates<C: ConnectionTrait>(
     .await?;
     let now = now_micros();
     for uuid in uuids {
-        let existing = query_one(
+        // Concurrent writers may name the same new aggregate: the loser of
+        // that race simply uses the winner's row.
+        insert_or_ignore(
+            conn,
+            "placement_aggregates",
+            &["uuid"],
+            vec![uuid.as_str().into()],
+        )
+        .await?;
+        let aggregate_id = query_one(
             conn,
             "SELECT id FROM placement_aggregates WHERE uuid = ?",
             vec![uuid.as_str().into()],
         )
-        .await?;
-        let aggregate_id = match existing {
-            Some(row) => get_i64(&row, "id"),
-            None => {
-                insert_returning_id(
-                    conn,
-                    "INSERT INTO placement_aggregates (uuid) VALUES (?)",
-                    vec![uuid.as_str().into()],
-                )
-                .await?
-            }
-        };
+        .await?
+        .map(|row| get_i64(&row, "id"))
+        .unwrap_or_default();
         exec(
             conn,
             "INSERT INTO resource_provider_aggregates (resource_provider_id, aggregate_id, created_at) VALUES (?, ?, ?)",
