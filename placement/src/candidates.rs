@@ -55,9 +55,14 @@ pub struct Snapshot {
     /// (generation, last modification) per provider: what an incremental
     /// refresh compares to find changed providers.
     pub versions: HashMap<Id, (i64, i64)>,
-    /// Lookup tables derived from the above; rebuilt by [`Snapshot::reindex`]
-    /// after each load or refresh, so requests never scan the whole fleet.
+    /// Lookup tables derived from the above, kept up to date by
+    /// [`Snapshot::reindex`], [`Snapshot::forget`] and [`Snapshot::index_provider`],
+    /// so requests never scan the whole fleet.
     pub index: SnapshotIndex,
+    /// Newest modification time seen (refreshes look a little before it).
+    pub max_modified: i64,
+    /// When the provider table was last compared in full.
+    pub full_scan_at: i64,
 }
 
 /// Providers by class, trait and aggregate, and fleet-wide facts.
@@ -65,13 +70,14 @@ pub struct Snapshot {
 pub struct SnapshotIndex {
     built: bool,
     by_uuid: HashMap<String, Id>,
-    by_class: HashMap<Id, Vec<Id>>,
-    by_trait: HashMap<Id, Vec<Id>>,
-    by_aggregate: HashMap<String, Vec<Id>>,
+    by_class: HashMap<Id, BTreeSet<Id>>,
+    by_trait: HashMap<Id, BTreeSet<Id>>,
+    by_aggregate: HashMap<String, BTreeSet<Id>>,
     /// Every provider of each tree, by root.
-    by_root: HashMap<Id, Vec<Id>>,
+    by_root: HashMap<Id, BTreeSet<Id>>,
     sharing: BTreeSet<Id>,
-    has_trees: bool,
+    /// How many providers have a parent (trees exist when non-zero).
+    children: usize,
 }
 
 impl SnapshotIndex {
@@ -80,42 +86,106 @@ impl SnapshotIndex {
             built: true,
             ..SnapshotIndex::default()
         };
-        // Providers iterate in id order, so every list below is sorted.
-        for p in s.providers.values() {
-            index.by_uuid.insert(p.uuid.clone(), p.id);
-            index.by_root.entry(p.root).or_default().push(p.id);
-            if p.parent.is_some() {
-                index.has_trees = true;
-            }
-            for rc in s.inventories.get(&p.id).into_iter().flat_map(|m| m.keys()) {
-                index.by_class.entry(*rc).or_default().push(p.id);
-            }
-            for t in s.traits.get(&p.id).into_iter().flatten() {
-                index.by_trait.entry(*t).or_default().push(p.id);
-                if Some(*t) == s.sharing_trait {
-                    index.sharing.insert(p.id);
-                }
-            }
-            for a in s.aggregates.get(&p.id).into_iter().flatten() {
-                index.by_aggregate.entry(a.clone()).or_default().push(p.id);
-            }
+        for id in s.providers.keys() {
+            index.add(s, *id);
         }
         index
     }
 
-    fn with_trait(&self, t: Id) -> &[Id] {
-        self.by_trait.get(&t).map_or(&[], Vec::as_slice)
+    /// Indexes provider `id` as it is in `s`.
+    fn add(&mut self, s: &Snapshot, id: Id) {
+        let Some(p) = s.providers.get(&id) else {
+            return;
+        };
+        self.by_uuid.insert(p.uuid.clone(), id);
+        self.by_root.entry(p.root).or_default().insert(id);
+        if p.parent.is_some() {
+            self.children += 1;
+        }
+        for rc in s.inventories.get(&id).into_iter().flat_map(|m| m.keys()) {
+            self.by_class.entry(*rc).or_default().insert(id);
+        }
+        for t in s.traits.get(&id).into_iter().flatten() {
+            self.by_trait.entry(*t).or_default().insert(id);
+            if Some(*t) == s.sharing_trait {
+                self.sharing.insert(id);
+            }
+        }
+        for a in s.aggregates.get(&id).into_iter().flatten() {
+            self.by_aggregate.entry(a.clone()).or_default().insert(id);
+        }
     }
 
-    fn in_aggregate(&self, uuid: &str) -> &[Id] {
-        self.by_aggregate.get(uuid).map_or(&[], Vec::as_slice)
+    /// Removes provider `id` as it is in `s` (call before changing it).
+    fn remove(&mut self, s: &Snapshot, id: Id) {
+        let Some(p) = s.providers.get(&id) else {
+            return;
+        };
+        self.by_uuid.remove(&p.uuid);
+        if let Some(set) = self.by_root.get_mut(&p.root) {
+            set.remove(&id);
+        }
+        if p.parent.is_some() {
+            self.children = self.children.saturating_sub(1);
+        }
+        for rc in s.inventories.get(&id).into_iter().flat_map(|m| m.keys()) {
+            if let Some(set) = self.by_class.get_mut(rc) {
+                set.remove(&id);
+            }
+        }
+        for t in s.traits.get(&id).into_iter().flatten() {
+            if let Some(set) = self.by_trait.get_mut(t) {
+                set.remove(&id);
+            }
+        }
+        self.sharing.remove(&id);
+        for a in s.aggregates.get(&id).into_iter().flatten() {
+            if let Some(set) = self.by_aggregate.get_mut(a) {
+                set.remove(&id);
+            }
+        }
+    }
+
+    fn with_trait(&self, t: Id) -> impl Iterator<Item = &Id> {
+        self.by_trait.get(&t).into_iter().flatten()
+    }
+
+    fn in_aggregate(&self, uuid: &str) -> impl Iterator<Item = &Id> {
+        self.by_aggregate.get(uuid).into_iter().flatten()
     }
 }
 
 impl Snapshot {
-    /// Rebuilds the lookup tables; call after changing the snapshot.
+    /// Rebuilds the lookup tables from scratch.
     pub fn reindex(&mut self) {
         self.index = SnapshotIndex::build(self);
+    }
+
+    /// Drops provider `id` and everything known about it.
+    pub fn forget(&mut self, id: Id) {
+        if self.index.built {
+            let mut index = std::mem::take(&mut self.index);
+            index.remove(self, id);
+            self.index = index;
+        }
+        self.providers.remove(&id);
+        self.versions.remove(&id);
+        self.inventories.remove(&id);
+        self.traits.remove(&id);
+        self.aggregates.remove(&id);
+        let classes: Vec<Id> = self.class_names.keys().copied().collect();
+        for rc in classes {
+            self.usage.remove(&(id, rc));
+        }
+    }
+
+    /// Adds provider `id` (already filled in) to the lookup tables.
+    pub fn index_provider(&mut self, id: Id) {
+        if self.index.built {
+            let mut index = std::mem::take(&mut self.index);
+            index.add(self, id);
+            self.index = index;
+        }
     }
 
     pub fn provider_id(&self, uuid: &str) -> Option<Id> {
@@ -267,7 +337,7 @@ pub fn find(snapshot: &Snapshot, request: &Request) -> Outcome {
         index,
         request,
         sharing: index.sharing.clone(),
-        has_trees: index.has_trees,
+        has_trees: index.children > 0,
         anchor_roots: None,
     };
     if !request.root_required.is_empty() || !request.root_forbidden.is_empty() {
@@ -421,7 +491,7 @@ impl<'a> Search<'a> {
                     .required
                     .iter()
                     .flatten()
-                    .any(|t| !self.index.with_trait(*t).is_empty());
+                    .any(|t| self.index.with_trait(*t).next().is_some());
                 if !having {
                     return Vec::new();
                 }

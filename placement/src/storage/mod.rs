@@ -60,4 +60,10 @@ const MIGRATIONS: &[&[&str]] = &[&[
 ], &[
     "CREATE TABLE placement_epoch (id BIGINT PRIMARY KEY, value BIGINT NOT NULL)",
     "INSERT INTO placement_epoch (id, value) VALUES (1, 0)",
+], &[
+    // Incremental snapshot refresh: recently changed and deleted providers.
+    "CREATE INDEX resource_providers_updated_at_idx ON resource_providers (updated_at)",
+    "CREATE INDEX resource_providers_created_at_idx ON resource_providers (created_at)",
+    "CREATE TABLE placement_deleted_providers (id BIGINT NOT NULL, deleted_at BIGINT NOT NULL)",
+    "CREATE INDEX placement_deleted_providers_deleted_at_idx ON placement_deleted_providers (deleted_at)",
 ]];

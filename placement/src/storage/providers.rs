@@ -205,6 +205,21 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, id: i64) -> SResult<()> {
     ] {
         exec(conn, sql, vec![id.into()]).await?;
     }
+    // A tombstone tells cached snapshots (of every process) to drop it;
+    // tombstones older than an hour have served their purpose.
+    let now = now_micros();
+    exec(
+        conn,
+        "INSERT INTO placement_deleted_providers (id, deleted_at) VALUES (?, ?)",
+        vec![id.into(), now.into()],
+    )
+    .await?;
+    exec(
+        conn,
+        "DELETE FROM placement_deleted_providers WHERE deleted_at < ?",
+        vec![(now - 3_600_000_000).into()],
+    )
+    .await?;
     Ok(())
 }
 

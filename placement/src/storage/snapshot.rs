@@ -6,7 +6,8 @@ use sea_orm::ConnectionTrait;
 use std::collections::HashSet;
 
 use super::{
-    get_f64, get_i64, get_opt_i64, get_string, placeholders, query_all, query_one, sum_int, SResult,
+    get_f64, get_i64, get_opt_i64, get_string, now_micros, placeholders, query_all, query_one,
+    sum_int, SResult,
 };
 use crate::candidates::{Snapshot, SnapshotInventory, SnapshotProvider, SHARES_VIA_AGGREGATE};
 
@@ -22,10 +23,11 @@ pub async fn epoch<C: ConnectionTrait>(conn: &C) -> SResult<i64> {
     .unwrap_or_default())
 }
 
+/// A provider row and its (generation, modification time).
+type ProviderRow = (SnapshotProvider, (i64, i64));
+
 /// Rows of `resource_providers` with their versions.
-async fn provider_rows<C: ConnectionTrait>(
-    conn: &C,
-) -> SResult<Vec<(SnapshotProvider, (i64, i64))>> {
+async fn provider_rows<C: ConnectionTrait>(conn: &C) -> SResult<Vec<ProviderRow>> {
     Ok(query_all(
         conn,
         "SELECT id, uuid, parent_provider_id, root_provider_id, generation, created_at, updated_at FROM resource_providers",
@@ -33,18 +35,20 @@ async fn provider_rows<C: ConnectionTrait>(
     )
     .await?
     .iter()
-    .map(|row| {
-        let id = get_i64(row, "id");
-        let provider = SnapshotProvider {
-            id,
-            uuid: get_string(row, "uuid"),
-            parent: get_opt_i64(row, "parent_provider_id"),
-            root: get_opt_i64(row, "root_provider_id").unwrap_or(id),
-        };
-        let modified = get_opt_i64(row, "updated_at").unwrap_or_else(|| get_i64(row, "created_at"));
-        (provider, (get_i64(row, "generation"), modified))
-    })
+    .map(provider_row)
     .collect())
+}
+
+fn provider_row(row: &sea_orm::QueryResult) -> ProviderRow {
+    let id = get_i64(row, "id");
+    let provider = SnapshotProvider {
+        id,
+        uuid: get_string(row, "uuid"),
+        parent: get_opt_i64(row, "parent_provider_id"),
+        root: get_opt_i64(row, "root_provider_id").unwrap_or(id),
+    };
+    let modified = get_opt_i64(row, "updated_at").unwrap_or_else(|| get_i64(row, "created_at"));
+    (provider, (get_i64(row, "generation"), modified))
 }
 
 /// `WHERE column IN (…)` for a chunk of ids, or nothing for "all".
@@ -154,28 +158,85 @@ async fn load_names<C: ConnectionTrait>(conn: &C, snapshot: &mut Snapshot) -> SR
 /// Loads everything.
 pub async fn load<C: ConnectionTrait>(conn: &C) -> SResult<Snapshot> {
     let mut snapshot = Snapshot::default();
+    let started = now_micros();
     for (provider, version) in provider_rows(conn).await? {
+        snapshot.max_modified = snapshot.max_modified.max(version.1);
         snapshot.versions.insert(provider.id, version);
         snapshot.providers.insert(provider.id, provider);
     }
+    snapshot.full_scan_at = started;
     load_details(conn, &mut snapshot, None).await?;
     load_names(conn, &mut snapshot).await?;
     snapshot.reindex();
     Ok(snapshot)
 }
 
+/// How far before the newest modification seen a refresh looks again: a
+/// transaction stamps `updated_at` before it commits, so a slow commit can
+/// land with a time older than what another process already committed.
+const REFRESH_SLACK_MICROS: i64 = 5_000_000;
+
+/// How often a refresh compares the whole provider table instead (heals
+/// anything the time window missed, e.g. clock skew between hosts).
+const FULL_SCAN_EVERY_MICROS: i64 = 30_000_000;
+
+/// Providers created or modified at or after `since`.
+async fn provider_rows_since<C: ConnectionTrait>(
+    conn: &C,
+    since: i64,
+) -> SResult<Vec<ProviderRow>> {
+    Ok(query_all(
+        conn,
+        "SELECT id, uuid, parent_provider_id, root_provider_id, generation, created_at, updated_at \
+         FROM resource_providers WHERE updated_at >= ? OR created_at >= ?",
+        vec![since.into(), since.into()],
+    )
+    .await?
+    .iter()
+    .map(provider_row)
+    .collect())
+}
+
+async fn deleted_since<C: ConnectionTrait>(conn: &C, since: i64) -> SResult<Vec<i64>> {
+    Ok(query_all(
+        conn,
+        "SELECT id FROM placement_deleted_providers WHERE deleted_at >= ?",
+        vec![since.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| get_i64(r, "id"))
+    .collect())
+}
+
 /// Brings `snapshot` up to date by reloading only the providers whose
-/// generation or modification time changed (and dropping deleted ones);
-/// falls back to a full load when most of the fleet changed.
+/// generation or modification time changed and dropping deleted ones. It
+/// reads the providers modified recently (and the deletion tombstones);
+/// every `FULL_SCAN_EVERY_MICROS` it compares the whole table instead, and
+/// when most of the fleet changed it loads everything again.
 pub async fn refresh<C: ConnectionTrait>(conn: &C, snapshot: &mut Snapshot) -> SResult<()> {
-    let rows = provider_rows(conn).await?;
-    let present: HashSet<i64> = rows.iter().map(|(p, _)| p.id).collect();
-    let removed: Vec<i64> = snapshot
-        .providers
-        .keys()
-        .copied()
-        .filter(|id| !present.contains(id))
-        .collect();
+    let now = now_micros();
+    let full_scan = now - snapshot.full_scan_at >= FULL_SCAN_EVERY_MICROS;
+    let (rows, removed): (Vec<ProviderRow>, Vec<i64>) = if full_scan {
+        let rows = provider_rows(conn).await?;
+        let present: HashSet<i64> = rows.iter().map(|(p, _)| p.id).collect();
+        let removed = snapshot
+            .providers
+            .keys()
+            .copied()
+            .filter(|id| !present.contains(id))
+            .collect();
+        (rows, removed)
+    } else {
+        let since = snapshot.max_modified - REFRESH_SLACK_MICROS;
+        let rows = provider_rows_since(conn, since).await?;
+        let removed = deleted_since(conn, since)
+            .await?
+            .into_iter()
+            .filter(|id| snapshot.providers.contains_key(id))
+            .collect();
+        (rows, removed)
+    };
     let changed: Vec<i64> = rows
         .iter()
         .filter(|(p, version)| {
@@ -184,32 +245,37 @@ pub async fn refresh<C: ConnectionTrait>(conn: &C, snapshot: &mut Snapshot) -> S
         })
         .map(|(p, _)| p.id)
         .collect();
-    if changed.len() + removed.len() > (rows.len() / 2).max(2000) {
+    if changed.len() + removed.len() > (snapshot.providers.len() / 2).max(2000) {
         *snapshot = load(conn).await?;
         return Ok(());
     }
-    let stale: HashSet<i64> = changed.iter().chain(removed.iter()).copied().collect();
-    if !stale.is_empty() {
-        for id in &stale {
-            snapshot.providers.remove(id);
-            snapshot.versions.remove(id);
-            snapshot.inventories.remove(id);
-            snapshot.traits.remove(id);
-            snapshot.aggregates.remove(id);
-        }
-        snapshot.usage.retain(|(rp, _), _| !stale.contains(rp));
-        for (provider, version) in rows {
-            if stale.contains(&provider.id) {
-                snapshot.versions.insert(provider.id, version);
-                snapshot.providers.insert(provider.id, provider);
-            }
-        }
-        // Bounded IN lists.
-        for chunk in changed.chunks(500) {
-            load_details(conn, snapshot, Some(chunk)).await?;
+    for id in changed.iter().chain(removed.iter()) {
+        snapshot.forget(*id);
+    }
+    let changed_set: HashSet<i64> = changed.iter().copied().collect();
+    for (provider, version) in rows {
+        snapshot.max_modified = snapshot.max_modified.max(version.1);
+        if changed_set.contains(&provider.id) {
+            snapshot.versions.insert(provider.id, version);
+            snapshot.providers.insert(provider.id, provider);
         }
     }
+    // Bounded IN lists.
+    for chunk in changed.chunks(500) {
+        load_details(conn, snapshot, Some(chunk)).await?;
+    }
+    let traits_before = snapshot.trait_names.len();
+    let sharing_before = snapshot.sharing_trait;
     load_names(conn, snapshot).await?;
-    snapshot.reindex();
+    if full_scan {
+        snapshot.full_scan_at = now;
+    }
+    if snapshot.sharing_trait != sharing_before || snapshot.trait_names.len() < traits_before {
+        snapshot.reindex();
+    } else {
+        for id in &changed {
+            snapshot.index_provider(*id);
+        }
+    }
     Ok(())
 }
