@@ -89,6 +89,11 @@ struct Args {
     /// Skip the boot storm.
     #[arg(long)]
     skip_storm: bool,
+    /// `randomize_allocation_candidates` on both servers (what Ironic
+    /// deployments configure so that schedulers do not all pick the same
+    /// nodes); `--randomize false` measures the default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    randomize: bool,
     /// Run the boot storm for --shape nested too (it runs for baremetal by default).
     #[arg(long)]
     storm: bool,
@@ -1550,7 +1555,11 @@ async fn bench(args: &Args, env: &mut Env) -> Res<()> {
     let mut cmd = Command::new(&ours_bin);
     cmd.args(["--bind", &format!("127.0.0.1:{ours_port}")])
         .args(["--database-url", &ours_db])
-        .args(["--enforce-new-defaults", "false"]);
+        .args(["--enforce-new-defaults", "false"])
+        .args([
+            "--randomize-allocation-candidates",
+            &args.randomize.to_string(),
+        ]);
     env.procs
         .push(spawn_server("ours", cmd, &env.tmp, &env.rss_stop)?);
     let ours = Server {
@@ -1575,7 +1584,11 @@ async fn bench(args: &Args, env: &mut Env) -> Res<()> {
             .args(["--database-url", &upstream_url(&up_db)])
             .args(["--server", "gunicorn"])
             .args(["--workers", &args.upstream_workers.to_string()])
-            .args(["--threads", &args.upstream_threads.to_string()]);
+            .args(["--threads", &args.upstream_threads.to_string()])
+            .args([
+                "--randomize-allocation-candidates",
+                &args.randomize.to_string(),
+            ]);
         env.procs
             .push(spawn_server("upstream", cmd, &env.tmp, &env.rss_stop)?);
         upstream = Some(Server {
@@ -1779,6 +1792,10 @@ async fn bench(args: &Args, env: &mut Env) -> Res<()> {
     if upstream_on {
         println!("  full candidate sets (no limit): {compare_note}");
     }
+    println!(
+        "  randomize_allocation_candidates: {} (both servers)",
+        args.randomize
+    );
     println!(
         "  machine: {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
