@@ -155,6 +155,9 @@ async fn load_names<C: ConnectionTrait>(conn: &C, snapshot: &mut Snapshot) -> SR
     Ok(())
 }
 
+/// Providers whose details one query of a full load reads.
+const LOAD_CHUNK: usize = 2000;
+
 /// Loads everything.
 pub async fn load<C: ConnectionTrait>(conn: &C) -> SResult<Snapshot> {
     let mut snapshot = Snapshot::default();
@@ -165,7 +168,11 @@ pub async fn load<C: ConnectionTrait>(conn: &C) -> SResult<Snapshot> {
         snapshot.providers.insert(provider.id, provider);
     }
     snapshot.full_scan_at = started;
-    load_details(conn, &mut snapshot, None).await?;
+    // In bounded chunks: a large fleet's rows never sit in memory at once.
+    let ids: Vec<i64> = snapshot.providers.keys().copied().collect();
+    for chunk in ids.chunks(LOAD_CHUNK) {
+        load_details(conn, &mut snapshot, Some(chunk)).await?;
+    }
     load_names(conn, &mut snapshot).await?;
     snapshot.reindex();
     Ok(snapshot)
