@@ -357,6 +357,17 @@ pub fn find(snapshot: &Snapshot, request: &Request) -> Outcome {
         }
         search.anchor_roots = Some(roots);
     }
+    // The common bare-metal question (one group, a flat fleet, nobody
+    // sharing) has one candidate per matching provider: build only as many
+    // as the limit needs instead of all of them.
+    if let [group] = request.groups.as_slice() {
+        if !search.has_trees && search.sharing.is_empty() {
+            let Some(ctx) = search.group_context(group) else {
+                return Outcome::default();
+            };
+            return search.flat_single_group(&ctx);
+        }
+    }
     let mut per_group: Vec<(String, Vec<Candidate>)> = Vec::new();
     let mut amounts: BTreeMap<Id, i64> = BTreeMap::new();
     let mut multi_group_classes: BTreeSet<Id> = BTreeSet::new();
@@ -595,6 +606,50 @@ impl<'a> Search<'a> {
                     .map(|p| (p.id, p.root))
                     .collect()
             }
+        }
+    }
+
+    /// One group on a fleet without trees or sharing providers: the same
+    /// answer as the general search (each matching provider is its own
+    /// anchor and its own candidate), produced lazily up to the limit.
+    fn flat_single_group(&self, ctx: &GroupContext<'_>) -> Outcome {
+        let request = self.request;
+        let mut providers: Vec<Id> = self
+            .provider_ids_matching(ctx)
+            .into_iter()
+            .filter(|(_, root)| self.in_filtered_anchors(*root))
+            .map(|(rp, _)| rp)
+            .collect();
+        if request.randomize {
+            use rand::seq::SliceRandom;
+            providers.shuffle(&mut rand::thread_rng());
+        }
+        let limit = request.limit.unwrap_or(usize::MAX);
+        let mut candidates = Vec::new();
+        for rp in providers {
+            if candidates.len() >= limit {
+                break;
+            }
+            let candidate = Candidate {
+                resources: ctx
+                    .group
+                    .resources
+                    .iter()
+                    .map(|(rc, a)| (rp, *rc, *a))
+                    .collect(),
+                mappings: BTreeMap::from([(ctx.group.suffix.clone(), BTreeSet::from([rp]))]),
+                anchor: rp,
+                same_provider: ctx.group.same_provider(),
+            };
+            if !self.exceeds_capacity(&candidate) {
+                candidates.push(candidate);
+            }
+        }
+        let mut summaries: Vec<Id> = candidates.iter().map(|c| c.anchor).collect();
+        summaries.sort_unstable();
+        Outcome {
+            candidates,
+            summaries,
         }
     }
 

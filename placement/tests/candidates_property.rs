@@ -347,7 +347,26 @@ fn provider_spec() -> impl Strategy<Value = ProviderSpec> {
 }
 
 fn fleet() -> impl Strategy<Value = Fleet> {
-    prop::collection::vec(provider_spec(), 2..9).prop_map(|specs| {
+    prop::collection::vec(provider_spec(), 2..9).prop_map(build_fleet)
+}
+
+/// Bare-metal-like fleets: no trees, nobody sharing (the search's fast path).
+fn flat_fleet() -> impl Strategy<Value = Fleet> {
+    prop::collection::vec(provider_spec(), 2..12).prop_map(|specs| {
+        let flat = specs
+            .into_iter()
+            .map(|spec| ProviderSpec {
+                parent: None,
+                sharing: false,
+                ..spec
+            })
+            .collect();
+        build_fleet(flat)
+    })
+}
+
+fn build_fleet(specs: Vec<ProviderSpec>) -> Fleet {
+    {
         let mut s = Snapshot {
             sharing_trait: Some(SHARING_TRAIT),
             ..Snapshot::default()
@@ -396,7 +415,7 @@ fn fleet() -> impl Strategy<Value = Fleet> {
             }
         }
         Fleet(s)
-    })
+    }
 }
 
 fn group(suffix: &'static str) -> impl Strategy<Value = Group> {
@@ -525,7 +544,15 @@ fn search_matches_the_reference() {
             if expected.len() > 1 {
                 multi_candidate.set(multi_candidate.get() + 1);
             }
-            prop_assert_eq!(got, expected);
+            prop_assert_eq!(&got, &expected);
+            // A limit returns that many of the same candidates.
+            let limited = Request {
+                limit: Some(2),
+                ..request.clone()
+            };
+            let some = fast(s, &limited);
+            prop_assert!(some.is_subset(&expected));
+            prop_assert_eq!(some.len(), expected.len().min(2));
             Ok(())
         })
         .expect("the fast search must agree with the reference");
@@ -536,6 +563,46 @@ fn search_matches_the_reference() {
         non_empty > cases / 10,
         "only {non_empty} cases had candidates"
     );
+}
+
+#[test]
+fn flat_fleets_match_the_reference() {
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config {
+        cases: 2000,
+        ..Config::default()
+    });
+    let single = request().prop_map(|mut r| {
+        r.groups.truncate(1);
+        r
+    });
+    runner
+        .run(&(flat_fleet(), single), |(fleet, request)| {
+            if request.groups.is_empty() {
+                return Ok(());
+            }
+            let s = &fleet.0;
+            let request = resolve_in_tree(s, request);
+            let expected = reference(s, &request);
+            prop_assert_eq!(&fast(s, &request), &expected);
+            let limited = Request {
+                limit: Some(2),
+                ..request.clone()
+            };
+            let some = fast(s, &limited);
+            prop_assert!(some.is_subset(&expected));
+            prop_assert_eq!(some.len(), expected.len().min(2));
+            let sampled = Request {
+                limit: Some(2),
+                randomize: true,
+                ..request.clone()
+            };
+            let some = fast(s, &sampled);
+            prop_assert!(some.is_subset(&expected));
+            prop_assert_eq!(some.len(), expected.len().min(2));
+            Ok(())
+        })
+        .expect("the fast path must agree with the reference");
 }
 
 #[test]
