@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::provider_or_404;
-use crate::handlers::traits::{commit_or_conflict, generation_changed};
+use crate::handlers::traits::generation_changed;
 use crate::http::{Reply, Req};
 use crate::schema;
 use crate::storage::providers;
@@ -61,6 +61,6 @@ pub async fn replace(state: &AppState, req: &Req) -> ApiResult<Reply> {
     } else {
         providers::touch(&*tx, &[provider.id]).await?;
     }
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(reply(req, &uuids, generation))
 }

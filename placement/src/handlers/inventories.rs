@@ -6,7 +6,6 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{codes, ApiError, ApiResult};
 use crate::handlers::provider_or_404;
-use crate::handlers::traits::commit_or_conflict;
 use crate::http::{Reply, Req};
 use crate::schema;
 use crate::storage::providers::{self, Inventory, Provider};
@@ -170,7 +169,7 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     }
     providers::upsert_inventory(&*tx, provider.id, class_row.id, &inv).await?;
     bump(&tx, &provider).await?;
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     let location = req.absolute(&format!(
         "/resource_providers/{}/inventories/{class}",
         provider.uuid
@@ -215,7 +214,7 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
     }
     providers::upsert_inventory(&*tx, provider.id, class_row.id, &inv).await?;
     bump(&tx, &provider).await?;
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(render_one(&inv, provider.generation + 1))
 }
 
@@ -308,7 +307,7 @@ pub async fn replace_all(state: &AppState, req: &Req) -> ApiResult<Reply> {
         }
     })?;
     bump(&tx, &provider).await?;
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     let inventories: Vec<Inventory> = wanted.into_values().collect();
     Ok(render_all(&inventories, provider.generation + 1))
 }
@@ -339,7 +338,7 @@ pub async fn delete(state: &AppState, req: &Req) -> ApiResult<Reply> {
         )));
     }
     bump(&tx, &provider).await?;
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(Reply::empty(204))
 }
 
@@ -359,6 +358,6 @@ pub async fn delete_all(state: &AppState, req: &Req) -> ApiResult<Reply> {
             provider.uuid
         )));
     }
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(Reply::empty(204))
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use crate::error::{codes, ApiError, ApiResult};
 use crate::handlers::allocations::{consumer_write, shape, write_error};
 use crate::handlers::inventories::{from_body, replace_in_tx};
-use crate::handlers::traits::commit_or_conflict;
 use crate::http::{Reply, Req};
 use crate::schema;
 use crate::storage::allocations as store;
@@ -119,6 +118,6 @@ pub async fn reshape(state: &AppState, req: &Req) -> ApiResult<Reply> {
     for (uuid, wanted) in &inventories {
         set_inventory(&tx, uuid, wanted).await?;
     }
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(Reply::empty(204))
 }

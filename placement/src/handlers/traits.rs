@@ -180,7 +180,7 @@ pub async fn replace_for_provider(state: &AppState, req: &Req) -> ApiResult<Repl
     if !providers::bump_generation(&*tx, provider.id, generation).await? {
         return Err(generation_changed());
     }
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(traits_reply(
         wanted.into_iter().collect(),
         generation + 1,
@@ -198,7 +198,7 @@ pub async fn delete_for_provider(state: &AppState, req: &Req) -> ApiResult<Reply
             "Another thread concurrently updated the data. Please retry your update",
         ));
     }
-    commit_or_conflict(tx).await?;
+    tx.commit().await?;
     Ok(Reply::empty(204))
 }
 
@@ -206,15 +206,4 @@ pub fn generation_changed() -> ApiError {
     ApiError::concurrent_update(
         "Resource provider's generation already changed. Please update the generation and try again.",
     )
-}
-
-/// Commits; a serialisation failure at commit is a concurrent update.
-pub async fn commit_or_conflict(tx: crate::storage::WriteTx) -> ApiResult<()> {
-    match tx.commit().await {
-        Ok(()) => Ok(()),
-        Err(err) if crate::storage::is_conflict(&err) => Err(ApiError::concurrent_update(
-            "Another thread concurrently updated the data. Please retry your update",
-        )),
-        Err(err) => Err(err.into()),
-    }
 }
