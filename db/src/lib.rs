@@ -58,8 +58,10 @@ pub struct Db {
 
 /// A service's schema: its version table and its migrations, one list of
 /// statements per version (never edit a released one; append). DDL may use
-/// `{pk}` (auto-increment primary key), `{str}` (indexed string) and
-/// `{float}`; they are rewritten per backend.
+/// `{pk}` (auto-increment primary key), `{str}` (indexed string),
+/// `{float}` and `{text}` (an unindexed document of up to gigabytes:
+/// LONGTEXT on MySQL, whose TEXT stops at 64 KiB); they are rewritten per
+/// backend.
 pub struct Schema {
     pub version_table: &'static str,
     pub migrations: &'static [&'static [&'static str]],
@@ -196,7 +198,7 @@ impl Db {
         .await?;
         let current = query_one(
             &*tx,
-            "SELECT MAX(version) AS v FROM ferrite_schema_version",
+            &format!("SELECT MAX(version) AS v FROM {table}"),
             vec![],
         )
         .await?
@@ -240,7 +242,15 @@ impl Db {
         let mut out = statement
             .replace("{pk}", pk)
             .replace("{str}", string)
-            .replace("{float}", float);
+            .replace("{float}", float)
+            .replace(
+                "{text}",
+                if self.backend == DbBackend::MySql {
+                    "LONGTEXT"
+                } else {
+                    "TEXT"
+                },
+            );
         if out.starts_with("CREATE TABLE") {
             out.push_str(suffix);
         }

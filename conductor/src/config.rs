@@ -1,0 +1,255 @@
+//! The conductor's configuration: defaults < TOML file < environment < flags.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::hardware::InterfaceConfig;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:6385";
+
+/// The validated configuration the service runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: String,
+    pub database_url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// This conductor's name in `conductor`, `reservation` and the
+    /// conductors list (upstream's `[DEFAULT] host`).
+    pub host: String,
+    /// The conductor group this conductor serves (`[conductor] conductor_group`).
+    pub conductor_group: String,
+    /// Enabled hardware types and interfaces, defaults per interface kind.
+    pub hardware: InterfaceConfig,
+    /// Delays of the fake interfaces, in seconds (upstream's `[fake]` group);
+    /// lets tests and demos keep a node busy for a while.
+    pub fake: FakeDelays,
+    /// Largest accepted config drive, in bytes (after base64, as sent).
+    pub max_configdrive_bytes: usize,
+    /// Seconds between conductor heartbeats (the `conductors` table).
+    pub heartbeat_interval_secs: u64,
+    /// A conductor whose heartbeat is older than this is offline.
+    pub heartbeat_timeout_secs: u64,
+    /// How many times a task retries to reserve a busy node before 409.
+    pub node_locked_retry_attempts: u32,
+    /// Pause between those retries, milliseconds.
+    pub node_locked_retry_interval_ms: u64,
+    /// Base URL used in links when set (else taken from the request's Host).
+    pub public_endpoint: Option<String>,
+}
+
+/// Upstream's `[fake]` delays: each operation of a fake interface sleeps
+/// this many seconds before it completes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FakeDelays {
+    #[serde(default)]
+    pub power_delay: f64,
+    #[serde(default)]
+    pub deploy_delay: f64,
+    #[serde(default)]
+    pub boot_delay: f64,
+    #[serde(default)]
+    pub management_delay: f64,
+    #[serde(default)]
+    pub inspect_delay: f64,
+    #[serde(default)]
+    pub clean_delay: f64,
+    #[serde(default)]
+    pub rescue_delay: f64,
+}
+
+impl Config {
+    /// Defaults over `database_url`: for tests and embedding.
+    pub fn for_database(database_url: impl Into<String>) -> Config {
+        Config {
+            bind: DEFAULT_BIND.to_string(),
+            database_url: database_url.into(),
+            max_connections: 8,
+            host: default_host(),
+            conductor_group: String::new(),
+            hardware: InterfaceConfig::default(),
+            fake: FakeDelays::default(),
+            max_configdrive_bytes: 64 * 1024 * 1024,
+            heartbeat_interval_secs: 10,
+            heartbeat_timeout_secs: 60,
+            node_locked_retry_attempts: 3,
+            node_locked_retry_interval_ms: 1000,
+            public_endpoint: None,
+        }
+    }
+}
+
+/// The machine's host name (upstream defaults `host` to it).
+pub fn default_host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The TOML file; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_connections: Option<u32>,
+    pub host: Option<String>,
+    pub conductor_group: Option<String>,
+    pub max_configdrive_bytes: Option<usize>,
+    pub heartbeat_interval_secs: Option<u64>,
+    pub heartbeat_timeout_secs: Option<u64>,
+    pub node_locked_retry_attempts: Option<u32>,
+    pub node_locked_retry_interval_ms: Option<u64>,
+    pub public_endpoint: Option<String>,
+    pub hardware: Option<InterfaceConfig>,
+    pub fake: Option<FakeDelays>,
+}
+
+/// Flags and environment (clap resolves both), the highest layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub max_connections: Option<u32>,
+    pub host: Option<String>,
+    pub conductor_group: Option<String>,
+    pub public_endpoint: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("invalid config file {0}: {1}")]
+    Parse(String, toml::de::Error),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `$FERRITE_DATA_DIR`, else `~/.local/share/ferrite`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERRITE_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/ferrite")
+}
+
+impl Config {
+    pub fn load(file: Option<&str>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let file_config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.to_string(), e))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse(path.to_string(), e))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = overrides
+            .data_dir
+            .or(file_config.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let database_url = match overrides.database_url.or(file_config.database_url) {
+            Some(url) => url,
+            None => {
+                std::fs::create_dir_all(&data_dir).map_err(|e| {
+                    ConfigError::Invalid(format!("cannot create {}: {e}", data_dir.display()))
+                })?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("conductor.db").display()
+                )
+            }
+        };
+        let mut config = Config::for_database(database_url);
+        if let Some(bind) = overrides.bind.or(file_config.bind) {
+            config.bind = bind;
+        }
+        if let Some(n) = overrides.max_connections.or(file_config.max_connections) {
+            config.max_connections = n;
+        }
+        if let Some(host) = overrides.host.or(file_config.host) {
+            config.host = host;
+        }
+        if let Some(group) = overrides.conductor_group.or(file_config.conductor_group) {
+            config.conductor_group = group;
+        }
+        config.public_endpoint = overrides.public_endpoint.or(file_config.public_endpoint);
+        if let Some(n) = file_config.max_configdrive_bytes {
+            config.max_configdrive_bytes = n;
+        }
+        if let Some(n) = file_config.heartbeat_interval_secs {
+            config.heartbeat_interval_secs = n;
+        }
+        if let Some(n) = file_config.heartbeat_timeout_secs {
+            config.heartbeat_timeout_secs = n;
+        }
+        if let Some(n) = file_config.node_locked_retry_attempts {
+            config.node_locked_retry_attempts = n;
+        }
+        if let Some(n) = file_config.node_locked_retry_interval_ms {
+            config.node_locked_retry_interval_ms = n;
+        }
+        if let Some(hardware) = file_config.hardware {
+            config.hardware = hardware;
+        }
+        if let Some(fake) = file_config.fake {
+            config.fake = fake;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() || self.host.len() > 255 {
+            return Err(ConfigError::Invalid(
+                "host must be 1 to 255 characters".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be positive".into(),
+            ));
+        }
+        if self.heartbeat_interval_secs == 0
+            || self.heartbeat_timeout_secs <= self.heartbeat_interval_secs
+        {
+            return Err(ConfigError::Invalid(
+                "heartbeat_timeout_secs must exceed heartbeat_interval_secs > 0".into(),
+            ));
+        }
+        let delays = &self.fake;
+        for delay in [
+            delays.power_delay,
+            delays.deploy_delay,
+            delays.boot_delay,
+            delays.management_delay,
+            delays.inspect_delay,
+            delays.clean_delay,
+            delays.rescue_delay,
+        ] {
+            if !(0.0..=3600.0).contains(&delay) {
+                return Err(ConfigError::Invalid(
+                    "fake delays must be between 0 and 3600 seconds".into(),
+                ));
+            }
+        }
+        crate::hardware::Registry::new(self.hardware.clone())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,838 @@
+//! The conductor engine: owns node state changes.
+//!
+//! The API reaches it only through [`ConductorApi`], the boundary a later
+//! split into separate API and conductor processes turns into RPC. Every
+//! operation that changes a node takes the node's reservation first
+//! ([`Engine::acquire`]: a conditional update of the `reservation` column,
+//! retried a few times, then `NodeLocked` 409), writes only while holding it,
+//! and releases it when done, including from background work. Long work
+//! (verifying, cleaning, deploying, tearing down, …) runs in a spawned task
+//! after the API has answered 202; each step is committed before the next
+//! starts, so a crash leaves a state that [`Engine::recover`] knows how to
+//! fail on the next start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrite_conductor_states::{
+    process_event, recovery_on_restart, ApiVerb, Event, EventRequest, Followup, ProvisionState,
+};
+use ferrite_db::Db;
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::hardware::Registry;
+use crate::storage::{self, Doc, Guard, HistoryRow, NodeRow};
+
+/// Why the engine refused or failed an operation; rendered by the API.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("Node {0} could not be found.")]
+    NodeNotFound(String),
+    #[error("Node {node} is locked by host {host}, please retry after the current operation is completed.")]
+    Locked { node: String, host: String },
+    #[error("The requested action \"{action}\" can not be performed on node \"{node}\" while it is in state \"{state}\".")]
+    InvalidState {
+        action: String,
+        node: String,
+        state: String,
+    },
+    /// Any other client error, with upstream's status.
+    #[error("{message}")]
+    Client { status: u16, message: String },
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl EngineError {
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NodeNotFound(_) => 404,
+            EngineError::Locked { .. } => 409,
+            EngineError::InvalidState { .. } => 400,
+            EngineError::Client { status, .. } => *status,
+            EngineError::Storage(_) => 500,
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> EngineError {
+        EngineError::Client {
+            status: 400,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<storage::StorageError> for EngineError {
+    fn from(err: storage::StorageError) -> EngineError {
+        if storage::is_conflict(&err) {
+            return EngineError::Client {
+                status: 409,
+                message: "The node was changed concurrently; please retry.".into(),
+            };
+        }
+        tracing::error!(error = %err, "storage error in the conductor");
+        EngineError::Storage("An internal database error occurred.".into())
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// Extra inputs of a provision verb.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionArgs {
+    /// A config drive as sent (string or object), stored in instance_info.
+    pub configdrive: Option<Value>,
+    pub clean_steps: Option<Value>,
+    pub deploy_steps: Option<Value>,
+    pub service_steps: Option<Value>,
+    pub rescue_password: Option<String>,
+    pub disable_ramdisk: Option<bool>,
+}
+
+/// Power targets of `PUT …/states/power`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerTarget {
+    On,
+    Off,
+    Reboot,
+    SoftOff,
+    SoftReboot,
+}
+
+impl PowerTarget {
+    pub fn parse(text: &str) -> Option<PowerTarget> {
+        Some(match text {
+            "power on" => PowerTarget::On,
+            "power off" => PowerTarget::Off,
+            "rebooting" => PowerTarget::Reboot,
+            "soft power off" => PowerTarget::SoftOff,
+            "soft rebooting" => PowerTarget::SoftReboot,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerTarget::On => "power on",
+            PowerTarget::Off => "power off",
+            PowerTarget::Reboot => "rebooting",
+            PowerTarget::SoftOff => "soft power off",
+            PowerTarget::SoftReboot => "soft rebooting",
+        }
+    }
+    /// The power state once the change is done.
+    pub fn final_state(self) -> &'static str {
+        match self {
+            PowerTarget::On | PowerTarget::Reboot | PowerTarget::SoftReboot => "power on",
+            PowerTarget::Off | PowerTarget::SoftOff => "power off",
+        }
+    }
+}
+
+/// The conductor as the API sees it. Implemented in-process by [`Engine`];
+/// a split deployment implements it over RPC.
+pub trait ConductorApi: Send + Sync {
+    /// Starts a provision verb; `Ok` means accepted (the API answers 202).
+    fn provision<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        verb: ApiVerb,
+        args: ProvisionArgs,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+    /// Starts a power change; `Ok` means accepted (202).
+    fn change_power<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        target: PowerTarget,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+    fn set_boot_device<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        device: &'a str,
+        persistent: bool,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+    fn vif_attach<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        vif: &'a str,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+    fn vif_detach<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        vif: &'a str,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+    /// Deletes the node under its lock.
+    fn destroy_node<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<()>>;
+}
+
+/// The in-process conductor.
+pub struct Engine {
+    db: Db,
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    /// Background work in flight, so shutdown can wait for it.
+    work: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// A node held under this conductor's reservation.
+pub struct Task {
+    pub row: NodeRow,
+    host: String,
+}
+
+impl Task {
+    pub fn doc(&self) -> &Doc {
+        &self.row.doc
+    }
+}
+
+fn state_of(doc: &Doc) -> ProvisionState {
+    storage::doc_str(doc, "provision_state")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ProvisionState::Enroll)
+}
+
+fn target_of(doc: &Doc) -> Option<ProvisionState> {
+    storage::doc_str(doc, "target_provision_state").and_then(|s| s.parse().ok())
+}
+
+fn set_opt(doc: &mut Doc, key: &str, value: Option<&str>) {
+    doc.insert(
+        key.into(),
+        value
+            .map(|v| Value::String(v.into()))
+            .unwrap_or(Value::Null),
+    );
+}
+
+impl Engine {
+    pub fn new(db: Db, config: Arc<Config>, registry: Arc<Registry>) -> Arc<Engine> {
+        Arc::new(Engine {
+            db,
+            config,
+            registry,
+            work: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.config.host
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Registers this conductor and fails what it left half done: nodes it
+    /// had reserved lose the reservation, and those caught in a transient
+    /// state move to the matching failure state with a `last_error`, as
+    /// upstream does when a conductor restarts.
+    pub async fn recover(&self) -> EngineResult<usize> {
+        let host = self.host().to_string();
+        let mut recovered = 0;
+        for row in storage::nodes_reserved_by(self.db.conn(), &host).await? {
+            let mut task = Task {
+                row,
+                host: host.clone(),
+            };
+            let state = state_of(task.doc());
+            if let Some(failed) = recovery_on_restart(state) {
+                let mut doc = task.doc().clone();
+                let (_, now) = storage::iso_now();
+                set_opt(&mut doc, "provision_state", Some(failed.as_str()));
+                let target = if failed.is_stable() {
+                    None
+                } else {
+                    target_of(&doc)
+                };
+                set_opt(
+                    &mut doc,
+                    "target_provision_state",
+                    target.map(ProvisionState::as_str),
+                );
+                let message =
+                    ferrite_conductor_states::recovery::restart_recovery_last_error(state, &host);
+                set_opt(&mut doc, "last_error", Some(&message));
+                doc.insert("provision_updated_at".into(), Value::String(now.clone()));
+                doc.insert("updated_at".into(), Value::String(now));
+                self.save(&mut task, doc).await?;
+                self.history(&task, &message, "ERROR", "provisioning").await;
+                recovered += 1;
+            }
+            // Power changes in flight are forgotten, as upstream does.
+            if task
+                .doc()
+                .get("target_power_state")
+                .is_some_and(|v| !v.is_null())
+            {
+                let mut doc = task.doc().clone();
+                doc.insert("target_power_state".into(), Value::Null);
+                self.save(&mut task, doc).await?;
+            }
+            storage::release_node(&self.db, task.row.id, &host).await?;
+        }
+        Ok(recovered)
+    }
+
+    /// Waits for background work to finish (graceful shutdown).
+    pub async fn drain(&self) {
+        let mut work = self.work.lock().await;
+        while work.join_next().await.is_some() {}
+    }
+
+    /// Reserves the node, retrying while another holder has it.
+    pub async fn acquire(&self, node_ident: &str) -> EngineResult<Task> {
+        let host = self.host().to_string();
+        let attempts = self.config.node_locked_retry_attempts;
+        let mut attempt = 0;
+        loop {
+            let row = storage::get_node(self.db.conn(), node_ident)
+                .await?
+                .ok_or_else(|| EngineError::NodeNotFound(node_ident.to_string()))?;
+            if row.reservation.is_none() && storage::reserve_node(&self.db, row.id, &host).await? {
+                let row = storage::get_node_by_id(self.db.conn(), row.id)
+                    .await?
+                    .ok_or_else(|| EngineError::NodeNotFound(node_ident.to_string()))?;
+                return Ok(Task { row, host });
+            }
+            if attempt >= attempts {
+                let holder = storage::get_node_by_id(self.db.conn(), row.id)
+                    .await?
+                    .and_then(|r| r.reservation)
+                    .unwrap_or(host.clone());
+                return Err(EngineError::Locked {
+                    node: row.uuid().to_string(),
+                    host: holder,
+                });
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(
+                self.config.node_locked_retry_interval_ms,
+            ))
+            .await;
+        }
+    }
+
+    /// Commits `doc` as the node's new state (the reservation must be ours).
+    pub async fn save(&self, task: &mut Task, doc: Doc) -> EngineResult<()> {
+        let tx = self.db.begin_write().await?;
+        match storage::update_node(&*tx, &task.row, &doc, Guard::HeldBy(&task.host)).await? {
+            Some(row) => {
+                tx.commit().await?;
+                task.row = row;
+                Ok(())
+            }
+            None => {
+                drop(tx);
+                // Our reservation guarantees nobody else wrote; a lost CAS
+                // means the row moved under us (e.g. reservation cleared by
+                // an operator). Reload and report.
+                Err(EngineError::Client {
+                    status: 409,
+                    message: format!(
+                        "Node {} was modified while this conductor held it.",
+                        task.row.uuid()
+                    ),
+                })
+            }
+        }
+    }
+
+    pub async fn release(&self, task: Task) {
+        if let Err(err) = storage::release_node(&self.db, task.row.id, &task.host).await {
+            tracing::error!(node = task.row.uuid(), error = %err, "failed to release node");
+        }
+    }
+
+    async fn history(&self, task: &Task, event: &str, severity: &str, event_type: &str) {
+        let entry = HistoryRow {
+            uuid: uuid::Uuid::new_v4().to_string(),
+            conductor: Some(task.host.clone()),
+            event: event.to_string(),
+            severity: severity.to_string(),
+            event_type: event_type.to_string(),
+            user: None,
+            created_at: storage::now_micros(),
+        };
+        if let Err(err) = storage::add_history(self.db.conn(), task.row.id, &entry).await {
+            tracing::warn!(error = %err, "failed to record node history");
+        }
+    }
+
+    /// Applies `event` to the task's node and commits the new states.
+    async fn fire(
+        &self,
+        task: &mut Task,
+        event: Event,
+        requested_target: Option<ProvisionState>,
+        followup: Followup,
+        mutate: impl FnOnce(&mut Doc),
+    ) -> EngineResult<ProvisionState> {
+        let doc = task.doc();
+        let from = state_of(doc);
+        let outcome = process_event(&EventRequest {
+            state: from,
+            target: target_of(doc),
+            event,
+            requested_target,
+            followup,
+        })
+        .map_err(|_| EngineError::InvalidState {
+            action: event.as_str().to_string(),
+            node: task.row.uuid().to_string(),
+            state: from.as_str().to_string(),
+        })?;
+        let mut doc = doc.clone();
+        let (_, now) = storage::iso_now();
+        set_opt(
+            &mut doc,
+            "provision_state",
+            Some(outcome.provision_state.as_str()),
+        );
+        set_opt(
+            &mut doc,
+            "target_provision_state",
+            outcome.target_provision_state.map(ProvisionState::as_str),
+        );
+        doc.insert("provision_updated_at".into(), Value::String(now.clone()));
+        doc.insert("updated_at".into(), Value::String(now));
+        mutate(&mut doc);
+        self.save(task, doc).await?;
+        tracing::info!(
+            node = task.row.uuid(),
+            from = from.as_str(),
+            to = outcome.provision_state.as_str(),
+            "provision state changed"
+        );
+        Ok(outcome.provision_state)
+    }
+
+    async fn delay(seconds: f64) {
+        if seconds > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        }
+    }
+
+    fn interface<'d>(doc: &'d Doc, kind: &str) -> &'d str {
+        storage::doc_str(doc, &format!("{kind}_interface")).unwrap_or("")
+    }
+
+    /// Checks that the node's interfaces needed by `verb` validate.
+    fn validate_for(&self, task: &Task, kinds: &[&str]) -> EngineResult<()> {
+        let doc = task.doc();
+        for kind in kinds {
+            if let Err(reason) = crate::drivers::validate(kind, Self::interface(doc, kind), doc) {
+                return Err(EngineError::bad_request(format!(
+                    "Failed to validate {kind} info for node {}: {reason}",
+                    task.row.uuid()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn do_provision(
+        self: &Arc<Self>,
+        node_ident: &str,
+        verb: ApiVerb,
+        args: ProvisionArgs,
+    ) -> EngineResult<()> {
+        let mut task = self.acquire(node_ident).await?;
+        let result = self.start_provision(&mut task, verb, args).await;
+        match result {
+            Ok(true) => {
+                let engine = self.clone();
+                let mut work = self.work.lock().await;
+                // Reap finished work so the set stays small.
+                while work.try_join_next().is_some() {}
+                work.spawn(async move { engine.continue_provision(task).await });
+                Ok(())
+            }
+            Ok(false) => {
+                self.release(task).await;
+                Ok(())
+            }
+            Err(err) => {
+                self.release(task).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// The synchronous part of a verb: checks under the lock and the first
+    /// event. Returns whether background work follows.
+    async fn start_provision(
+        &self,
+        task: &mut Task,
+        verb: ApiVerb,
+        args: ProvisionArgs,
+    ) -> EngineResult<bool> {
+        let event = verb.event();
+        let state = state_of(task.doc());
+        if ferrite_conductor_states::next(state, event).is_err() {
+            return Err(EngineError::InvalidState {
+                action: verb.as_str().to_string(),
+                node: task.row.uuid().to_string(),
+                state: state.as_str().to_string(),
+            });
+        }
+        let mut requested_target = None;
+        match verb {
+            ApiVerb::Active | ApiVerb::Deploy | ApiVerb::Rebuild => {
+                self.validate_for(task, &["power", "deploy"])?;
+            }
+            ApiVerb::Manage if state == ProvisionState::Enroll => {
+                self.validate_for(task, &["power"])?;
+            }
+            ApiVerb::Clean => {
+                requested_target = Some(ProvisionState::Manageable);
+            }
+            ApiVerb::Service => {
+                requested_target = Some(ProvisionState::Active);
+            }
+            ApiVerb::Rescue => {
+                self.validate_for(task, &["rescue"])?;
+            }
+            _ => {}
+        }
+        let next = ferrite_conductor_states::next(state, event).map_err(|_| {
+            EngineError::InvalidState {
+                action: verb.as_str().to_string(),
+                node: task.row.uuid().to_string(),
+                state: state.as_str().to_string(),
+            }
+        })?;
+        let followup = if next.is_stable() {
+            Followup::Nothing
+        } else {
+            Followup::BackgroundWork
+        };
+        let configdrive = args.configdrive.clone();
+        let steps = args
+            .clean_steps
+            .clone()
+            .or_else(|| args.service_steps.clone())
+            .or_else(|| args.deploy_steps.clone());
+        let rescue_password = args.rescue_password.clone();
+        let new_state = self
+            .fire(task, event, requested_target, followup, |doc| {
+                doc.insert("last_error".into(), Value::Null);
+                if let Some(configdrive) = configdrive {
+                    if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+                        info.insert("configdrive".into(), configdrive);
+                    }
+                }
+                if let Some(steps) = steps {
+                    if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+                        internal.insert("requested_steps".into(), steps);
+                    }
+                }
+                if let Some(password) = rescue_password {
+                    if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+                        info.insert("rescue_password".into(), Value::String(password));
+                    }
+                }
+            })
+            .await?;
+        self.history(
+            task,
+            &format!("Node moved to provision state \"{new_state}\" by the \"{verb}\" request."),
+            "INFO",
+            "provisioning",
+        )
+        .await;
+        Ok(!new_state.is_stable())
+    }
+
+    /// The background part: runs each transient state's work and fires the
+    /// next event until the node rests in a stable state, then releases it.
+    async fn continue_provision(self: Arc<Self>, mut task: Task) {
+        loop {
+            let state = state_of(task.doc());
+            if state.is_stable() {
+                break;
+            }
+            let step = self.work_for(&mut task, state).await;
+            let result = match step {
+                Ok((event, target)) => {
+                    let followup = match ferrite_conductor_states::next(state, event) {
+                        Ok(next) if !next.is_stable() => Followup::BackgroundWork,
+                        _ => Followup::Nothing,
+                    };
+                    self.fire(&mut task, event, target, followup, |doc| {
+                        Self::after_event(state, event, doc)
+                    })
+                    .await
+                }
+                Err(message) => {
+                    let failed = self
+                        .fire(&mut task, Event::Fail, None, Followup::Nothing, |doc| {
+                            set_opt(doc, "last_error", Some(&message));
+                        })
+                        .await;
+                    self.history(&task, &message, "ERROR", "provisioning").await;
+                    failed
+                }
+            };
+            if let Err(err) = result {
+                tracing::error!(node = task.row.uuid(), error = %err, "provisioning step failed");
+                break;
+            }
+        }
+        self.release(task).await;
+    }
+
+    /// Side effects that accompany an event (upstream's bookkeeping).
+    fn after_event(from: ProvisionState, event: Event, doc: &mut Doc) {
+        if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+            internal.remove("requested_steps");
+        }
+        // A finished teardown forgets the instance.
+        if from == ProvisionState::Deleting && event == Event::Clean {
+            doc.insert("instance_info".into(), json!({}));
+            doc.insert("instance_uuid".into(), Value::Null);
+            doc.insert("instance_name".into(), Value::Null);
+        }
+        if from == ProvisionState::Unrescuing {
+            if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+                info.remove("rescue_password");
+            }
+        }
+    }
+
+    /// The work of one transient state: the event to fire next (and a
+    /// requested target), or the failure message.
+    async fn work_for(
+        &self,
+        task: &mut Task,
+        state: ProvisionState,
+    ) -> Result<(Event, Option<ProvisionState>), String> {
+        let fake = &self.config.fake;
+        let doc = task.doc().clone();
+        let interface = |kind: &str| Self::interface(&doc, kind).to_string();
+        let not_implemented = |kind: &str| {
+            format!(
+                "The {kind} interface \"{}\" is not implemented by this conductor yet.",
+                interface(kind)
+            )
+        };
+        use ProvisionState as S;
+        match state {
+            S::Verifying => {
+                crate::drivers::validate("power", &interface("power"), &doc)?;
+                Engine::delay(fake.power_delay).await;
+                Ok((Event::Done, None))
+            }
+            S::Cleaning => {
+                if !crate::drivers::is_fake_like(&interface("deploy")) {
+                    return Err(not_implemented("deploy"));
+                }
+                Engine::delay(fake.clean_delay).await;
+                let target = target_of(&doc);
+                Ok((Event::Done, target))
+            }
+            S::Inspecting => {
+                if !crate::drivers::is_fake_like(&interface("inspect")) {
+                    return Err(not_implemented("inspect"));
+                }
+                Engine::delay(fake.inspect_delay).await;
+                Ok((Event::Done, None))
+            }
+            S::Deploying => {
+                if !crate::drivers::is_fake_like(&interface("deploy")) {
+                    return Err(not_implemented("deploy"));
+                }
+                Engine::delay(fake.deploy_delay).await;
+                Ok((Event::Done, None))
+            }
+            S::Deleting => {
+                if !crate::drivers::is_fake_like(&interface("deploy")) {
+                    return Err(not_implemented("deploy"));
+                }
+                Engine::delay(fake.deploy_delay).await;
+                Ok((Event::Clean, None))
+            }
+            S::Adopting => Ok((Event::Done, None)),
+            S::Rescuing | S::Unrescuing => {
+                if !crate::drivers::is_fake_like(&interface("rescue")) {
+                    return Err(not_implemented("rescue"));
+                }
+                Engine::delay(fake.rescue_delay).await;
+                Ok((Event::Done, None))
+            }
+            S::Servicing => {
+                Engine::delay(fake.clean_delay).await;
+                Ok((Event::Done, None))
+            }
+            other => Err(format!(
+                "No work is defined for provision state \"{other}\"."
+            )),
+        }
+    }
+
+    async fn do_power(self: &Arc<Self>, node_ident: &str, target: PowerTarget) -> EngineResult<()> {
+        let mut task = self.acquire(node_ident).await?;
+        let started = async {
+            self.validate_for(&task, &["power"])?;
+            let mut doc = task.doc().clone();
+            set_opt(&mut doc, "target_power_state", Some(target.final_state()));
+            doc.insert("last_error".into(), Value::Null);
+            doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
+            self.save(&mut task, doc).await
+        }
+        .await;
+        if let Err(err) = started {
+            self.release(task).await;
+            return Err(err);
+        }
+        let engine = self.clone();
+        let mut work = self.work.lock().await;
+        while work.try_join_next().is_some() {}
+        work.spawn(async move {
+            Engine::delay(engine.config.fake.power_delay).await;
+            let mut doc = task.doc().clone();
+            set_opt(&mut doc, "power_state", Some(target.final_state()));
+            doc.insert("target_power_state".into(), Value::Null);
+            doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
+            if let Err(err) = engine.save(&mut task, doc).await {
+                tracing::error!(error = %err, "power change failed to commit");
+            } else {
+                tracing::info!(
+                    node = task.row.uuid(),
+                    state = target.final_state(),
+                    "power state changed"
+                );
+            }
+            engine.release(task).await;
+        });
+        Ok(())
+    }
+
+    async fn do_boot_device(
+        &self,
+        node_ident: &str,
+        device: &str,
+        persistent: bool,
+    ) -> EngineResult<()> {
+        let mut task = self.acquire(node_ident).await?;
+        let result = async {
+            let management = Self::interface(task.doc(), "management").to_string();
+            let supported = crate::drivers::supported_boot_devices(&management);
+            if !supported.contains(&device) {
+                return Err(EngineError::bad_request(format!(
+                    "Invalid boot device {device} specified."
+                )));
+            }
+            Engine::delay(self.config.fake.management_delay).await;
+            let mut doc = task.doc().clone();
+            if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+                internal.insert("ferrite_boot_device".into(), json!(device));
+                internal.insert("ferrite_boot_device_persistent".into(), json!(persistent));
+            }
+            self.save(&mut task, doc).await
+        }
+        .await;
+        self.release(task).await;
+        result
+    }
+
+    async fn do_vif(&self, node_ident: &str, vif: &str, attach: bool) -> EngineResult<()> {
+        let task = self.acquire(node_ident).await?;
+        let network = Self::interface(task.doc(), "network").to_string();
+        let result = if crate::drivers::network_records_vifs(&network) {
+            if attach {
+                crate::drivers::vif_attach(&self.db, &task.row, vif).await
+            } else {
+                crate::drivers::vif_detach(&self.db, &task.row, vif).await
+            }
+        } else {
+            Ok(())
+        };
+        self.release(task).await;
+        result
+    }
+
+    async fn do_destroy(&self, node_ident: &str) -> EngineResult<()> {
+        let task = self.acquire(node_ident).await?;
+        // Re-check under the lock: the API checked an unlocked read.
+        let doc = task.doc();
+        let state = state_of(doc);
+        let maintenance = doc
+            .get("maintenance")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let Some(instance) = storage::doc_str(doc, "instance_uuid") {
+            let message = format!(
+                "Node {} is associated with instance {instance}.",
+                task.row.uuid()
+            );
+            self.release(task).await;
+            return Err(EngineError::Client {
+                status: 409,
+                message,
+            });
+        }
+        if let Err(err) = ferrite_conductor_states::check_node_delete(
+            task.row.uuid(),
+            state,
+            maintenance,
+            ferrite_conductor_states::DeletePolicy::default(),
+        ) {
+            self.release(task).await;
+            return Err(EngineError::Client {
+                status: err.upstream_status(),
+                message: err.to_string(),
+            });
+        }
+        let deleted = storage::delete_node(&self.db, task.row.id, &task.host).await?;
+        if !deleted {
+            let uuid = task.row.uuid().to_string();
+            self.release(task).await;
+            return Err(EngineError::NodeNotFound(uuid));
+        }
+        Ok(())
+    }
+}
+
+impl ConductorApi for Arc<Engine> {
+    fn provision<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        verb: ApiVerb,
+        args: ProvisionArgs,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_provision(node_uuid, verb, args))
+    }
+    fn change_power<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        target: PowerTarget,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_power(node_uuid, target))
+    }
+    fn set_boot_device<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        device: &'a str,
+        persistent: bool,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_boot_device(node_uuid, device, persistent))
+    }
+    fn vif_attach<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        vif: &'a str,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_vif(node_uuid, vif, true))
+    }
+    fn vif_detach<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        vif: &'a str,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_vif(node_uuid, vif, false))
+    }
+    fn destroy_node<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_destroy(node_uuid))
+    }
+}
