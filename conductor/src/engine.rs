@@ -186,6 +186,23 @@ impl Task {
     }
 }
 
+/// States in which the conductor has work to do (and holds the node).
+fn has_work(state: ProvisionState) -> bool {
+    use ProvisionState as S;
+    matches!(
+        state,
+        S::Verifying
+            | S::Cleaning
+            | S::Inspecting
+            | S::Deploying
+            | S::Deleting
+            | S::Adopting
+            | S::Rescuing
+            | S::Unrescuing
+            | S::Servicing
+    )
+}
+
 fn state_of(doc: &Doc) -> ProvisionState {
     storage::doc_str(doc, "provision_state")
         .and_then(|s| s.parse().ok())
@@ -236,26 +253,15 @@ impl Engine {
                 host: host.clone(),
             };
             let state = state_of(task.doc());
-            if let Some(failed) = recovery_on_restart(state) {
-                let mut doc = task.doc().clone();
-                let (_, now) = storage::iso_now();
-                set_opt(&mut doc, "provision_state", Some(failed.as_str()));
-                let target = if failed.is_stable() {
-                    None
-                } else {
-                    target_of(&doc)
-                };
-                set_opt(
-                    &mut doc,
-                    "target_provision_state",
-                    target.map(ProvisionState::as_str),
-                );
+            if recovery_on_restart(state).is_some() {
                 let message =
                     ferrite_conductor_states::recovery::restart_recovery_last_error(state, &host);
-                set_opt(&mut doc, "last_error", Some(&message));
-                doc.insert("provision_updated_at".into(), Value::String(now.clone()));
-                doc.insert("updated_at".into(), Value::String(now));
-                self.save(&mut task, doc).await?;
+                let failed = self
+                    .fire(&mut task, Event::Fail, None, Followup::Nothing, |doc| {
+                        set_opt(doc, "last_error", Some(&message));
+                    })
+                    .await?;
+                tracing::warn!(node = task.row.uuid(), from = %state, to = %failed, "failed a node left mid-task");
                 self.history(&task, &message, "ERROR", "provisioning").await;
                 recovered += 1;
             }
@@ -502,10 +508,10 @@ impl Engine {
                 state: state.as_str().to_string(),
             }
         })?;
-        let followup = if next.is_stable() {
-            Followup::Nothing
-        } else {
+        let followup = if has_work(next) {
             Followup::BackgroundWork
+        } else {
+            Followup::Nothing
         };
         let configdrive = args.configdrive.clone();
         let steps = args
@@ -541,7 +547,7 @@ impl Engine {
             "provisioning",
         )
         .await;
-        Ok(!new_state.is_stable())
+        Ok(has_work(new_state))
     }
 
     /// The background part: runs each transient state's work and fires the
@@ -549,14 +555,14 @@ impl Engine {
     async fn continue_provision(self: Arc<Self>, mut task: Task) {
         loop {
             let state = state_of(task.doc());
-            if state.is_stable() {
+            if !has_work(state) {
                 break;
             }
             let step = self.work_for(&mut task, state).await;
             let result = match step {
                 Ok((event, target)) => {
                     let followup = match ferrite_conductor_states::next(state, event) {
-                        Ok(next) if !next.is_stable() => Followup::BackgroundWork,
+                        Ok(next) if has_work(next) => Followup::BackgroundWork,
                         _ => Followup::Nothing,
                     };
                     self.fire(&mut task, event, target, followup, |doc| {

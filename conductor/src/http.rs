@@ -73,28 +73,14 @@ fn contains_nul(value: &Value) -> bool {
 
 /// Python's `json` error text ("Expecting value: line 1 column 12 (char 11)").
 fn python_json_error(text: &str, err: &serde_json::Error) -> String {
-    let line = err.line();
-    let column = err.column();
-    let char_offset: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(|l| l.chars().count())
-        .sum::<usize>()
-        + column.saturating_sub(1);
-    let what = match err.classify() {
-        serde_json::error::Category::Eof => "Expecting value",
-        _ => "Invalid JSON",
-    };
-    if what == "Expecting value" {
-        // serde reports EOF one column past the end; Python points at it.
-        format!(
-            "Expecting value: line {line} column {} (char {})",
-            column.max(1),
-            char_offset
-        )
-    } else {
-        format!("{what}: {err}")
+    if err.classify() == serde_json::error::Category::Eof {
+        // Python points just past the end of the document.
+        let offset = text.chars().count();
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return format!("Expecting value: line {line} column {column} (char {offset})");
     }
+    format!("Invalid JSON: {err}")
 }
 
 /// What a handler returns.

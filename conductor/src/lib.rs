@@ -12,6 +12,7 @@
 //!   interface implementations do;
 //! - [`storage`]: every SQL statement.
 
+pub mod client;
 pub mod config;
 pub mod drivers;
 pub mod engine;

@@ -19,18 +19,11 @@ async fn hosts_for(state: &AppState, driver: Option<&str>) -> ApiResult<Vec<Stri
 }
 
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
-    let detail = super::query_bool(req, "detail")?.unwrap_or(false);
-    if detail && !req.at_least(30) {
-        return Err(ApiError::not_acceptable());
-    }
+    let detail = super::query_bool(req, "detail")?;
     let type_filter = req.query_one("type");
-    if let Some(kind) = type_filter {
-        if kind != "classic" && kind != "dynamic" {
-            return Err(ApiError::bad_request(format!(
-                "Invalid type '{kind}'. Valid values are 'classic' and 'dynamic'."
-            )));
-        }
-    }
+    crate::hardware::check_drivers_list_query(req.version, detail, type_filter)
+        .map_err(|e| ApiError::new(e.status(), e.to_string()))?;
+    let detail = detail.unwrap_or(false);
     let hosts = hosts_for(state, None).await?;
     Ok(Reply::json(state.registry.drivers_list(
         req.version,

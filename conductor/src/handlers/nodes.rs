@@ -29,7 +29,14 @@ impl From<EngineError> for ApiError {
 
 impl From<model::ModelError> for ApiError {
     fn from(err: model::ModelError) -> ApiError {
-        ApiError::new(err.status(), err.to_string())
+        // Upstream answers a few malformed inputs with a 500 from Python
+        // itself; they are client errors, so we keep the text and say 400.
+        let status = if err.status() >= 500 {
+            400
+        } else {
+            err.status()
+        };
+        ApiError::new(status, err.to_string())
     }
 }
 
@@ -82,7 +89,7 @@ async fn render(state: &AppState, req: &Req, row: &NodeRow) -> ApiResult<Value> 
     )))
 }
 
-fn fields_param(req: &Req, resource: &str) -> ApiResult<Option<Vec<String>>> {
+fn fields_param(req: &Req, resource: model::Resource) -> ApiResult<Option<Vec<String>>> {
     match req.query_one("fields") {
         None => Ok(None),
         Some(fields) => {
@@ -137,7 +144,7 @@ pub async fn list(state: &AppState, req: &Req, detail_path: bool) -> ApiResult<R
             }
         }
     }
-    let fields = fields_param(req, "node")?;
+    let fields = fields_param(req, model::Resource::Node)?;
     let detail_param = query_bool(req, "detail")?;
     if detail_path && detail_param.is_some() {
         return Err(ApiError::bad_request(
@@ -269,7 +276,7 @@ pub async fn list(state: &AppState, req: &Req, detail_path: bool) -> ApiResult<R
 }
 
 pub async fn show(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply> {
-    let fields = fields_param(req, "node")?;
+    let fields = fields_param(req, model::Resource::Node)?;
     let row = find_node(state, req, ident).await?;
     let conductors = conductor_map(state).await?;
     let doc = with_conductor(&row.doc, &conductors);
@@ -453,6 +460,7 @@ fn check_patched(
     state: &AppState,
     ident: &str,
     version: ferrite_conductor_states::ApiVersion,
+    reset_interfaces: bool,
     before: &Doc,
     after: &mut Doc,
 ) -> ApiResult<()> {
@@ -494,20 +502,46 @@ fn check_patched(
         })
         .map_err(|e| ApiError::new(e.upstream_status(), e.to_string()))?;
     }
-    // Driver or interface changes go through the registry again; when
-    // the driver changes, interfaces not set by this patch reset.
+    // Driver or interface changes go through the registry again, with
+    // upstream's update rules (stored interfaces are kept unless
+    // `reset_interfaces` asks for the new driver's defaults).
     let driver_changed = changed.iter().any(|f| f == "driver");
     let interface_changed = changed.iter().any(|f| f.ends_with("_interface"));
-    if driver_changed || interface_changed {
-        if driver_changed {
-            for kind in InterfaceKind::ALL {
-                let field = kind.node_field();
-                if !changed.contains(&field) {
-                    after.insert(field, Value::Null);
-                }
-            }
+    if driver_changed || interface_changed || reset_interfaces {
+        let driver = storage::doc_str(after, "driver").unwrap_or("").to_string();
+        let group = storage::doc_str(after, "conductor_group")
+            .unwrap_or("")
+            .to_string();
+        if !state.registry.is_enabled(&driver) || group != state.config.conductor_group {
+            return Err(driver_unavailable(&driver, &group));
         }
-        resolve_interfaces(state, after)?;
+        let current: BTreeMap<InterfaceKind, String> = InterfaceKind::ALL
+            .iter()
+            .filter_map(|k| storage::doc_str(before, &k.node_field()).map(|v| (*k, v.to_string())))
+            .collect();
+        let patched: BTreeMap<InterfaceKind, Option<String>> = InterfaceKind::ALL
+            .iter()
+            .filter(|k| changed.contains(&k.node_field()))
+            .map(|k| {
+                (
+                    *k,
+                    storage::doc_str(after, &k.node_field()).map(str::to_string),
+                )
+            })
+            .collect();
+        let resolved = state
+            .registry
+            .resolve_update(&crate::hardware::InterfaceUpdate {
+                driver: &driver,
+                driver_patched: driver_changed,
+                reset_interfaces,
+                current: &current,
+                patched: &patched,
+            })
+            .map_err(|e| ApiError::new(e.status(), e.to_string()))?;
+        for (kind, name) in resolved {
+            after.insert(kind.node_field(), Value::String(name));
+        }
     }
     if changed.iter().any(|f| f == "maintenance")
         && !after
@@ -530,11 +564,23 @@ fn check_patched(
 }
 
 pub async fn update(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply> {
+    let reset_interfaces = match query_bool(req, "reset_interfaces")? {
+        Some(_) if !req.at_least(45) => return Err(ApiError::not_acceptable()),
+        Some(flag) => flag,
+        None => false,
+    };
     let patch = req.json()?;
     let row = update_with(state, req, ident, |row| {
         let before = public(&row.doc);
-        let mut after = model::apply_node_patch(&before, &patch, req.version)?;
-        check_patched(state, ident, req.version, &before, &mut after)?;
+        let mut after = model::apply_node_patch(&before, &patch, req.version, ident)?;
+        check_patched(
+            state,
+            ident,
+            req.version,
+            reset_interfaces,
+            &before,
+            &mut after,
+        )?;
         if model::changed_fields(&before, &after).is_empty() {
             return Ok(None);
         }
@@ -926,17 +972,27 @@ pub async fn supported_boot_devices(state: &AppState, req: &Req, ident: &str) ->
 
 pub async fn validate(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply> {
     let row = find_node(state, req, ident).await?;
-    let resolved: BTreeMap<InterfaceKind, String> = InterfaceKind::ALL
+    let requested: BTreeMap<InterfaceKind, Option<String>> = InterfaceKind::ALL
         .iter()
-        .filter_map(|k| row.str_field(&k.node_field()).map(|v| (*k, v.to_string())))
+        .map(|k| (*k, row.str_field(&k.node_field()).map(str::to_string)))
         .collect();
+    let driver = row.str_field("driver").unwrap_or("");
+    let resolved = state
+        .registry
+        .resolve(driver, &requested)
+        .map_err(|e| ApiError::new(e.status(), e.to_string()))?;
     let empty = Map::new();
     let object = |k: &str| row.doc.get(k).and_then(Value::as_object).unwrap_or(&empty);
-    Ok(Reply::json(state.registry.validate(
-        &resolved,
-        object("driver_info"),
-        object("instance_info"),
-        req.version,
+    let traits = node_traits(&row);
+    Ok(Reply::json(crate::hardware::validate(
+        &crate::hardware::NodeValidationInput {
+            node_uuid: row.uuid(),
+            driver,
+            interfaces: &resolved,
+            driver_info: object("driver_info"),
+            instance_info: object("instance_info"),
+            traits: &traits,
+        },
     )))
 }
 

@@ -50,7 +50,7 @@ fn fields_param(req: &Req) -> ApiResult<Option<Vec<String>>> {
             Ok(Some(model::check_fields_param(
                 fields,
                 req.version,
-                "port",
+                model::Resource::Port,
             )?))
         }
     }
@@ -233,7 +233,29 @@ pub async fn update(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply
     for _ in 0..20 {
         let port = find_port(state, req, ident).await?;
         let before = full_doc(state, &port).await?;
-        let mut after = model::apply_port_patch(&before, &patch, req.version)?;
+        let node_uuid = match model::port_patch_node_ident(&patch)? {
+            None => storage::doc_str(&before, "node_uuid")
+                .unwrap_or("")
+                .to_string(),
+            Some(value) => {
+                let ident = value.as_str().unwrap_or("");
+                let found = if ident.is_empty() {
+                    None
+                } else {
+                    storage::get_node(state.db.conn(), ident).await?
+                };
+                match found {
+                    Some(node) => node.uuid().to_string(),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "Unable to apply the requested node_uuid '{}'. Requested value was invalid.",
+                            value.as_str().map_or_else(|| value.to_string(), str::to_string)
+                        )))
+                    }
+                }
+            }
+        };
+        let mut after = model::apply_port_patch(&before, &patch, req.version, &node_uuid)?;
         if model::changed_fields(&before, &after).is_empty() {
             return Ok(Reply::json(Value::Object(model::port_view(
                 &before,

@@ -1,53 +1,34 @@
-//! TEMPORARY STUB (replaced by the real API model).
-use ferrite_conductor_states::ApiVersion;
-use serde_json::{Map, Value};
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct ModelError {
-    pub message: String,
-    pub status: u16,
-}
-impl ModelError {
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-}
-pub type Doc = Map<String, Value>;
-pub fn node_view(full: &Doc, _v: ApiVersion, _f: Option<&[String]>, _b: &str) -> Doc {
-    full.clone()
-}
-pub fn node_list_item(full: &Doc, _v: ApiVersion, _b: &str) -> Doc {
-    full.clone()
-}
-pub fn port_view(full: &Doc, _v: ApiVersion, _f: Option<&[String]>, _b: &str) -> Doc {
-    full.clone()
-}
-pub fn port_list_item(full: &Doc, _v: ApiVersion, _b: &str) -> Doc {
-    full.clone()
-}
-pub fn check_fields_param(
-    fields: &str,
-    _v: ApiVersion,
-    _r: &str,
-) -> Result<Vec<String>, ModelError> {
-    Ok(fields.split(',').map(str::to_string).collect())
-}
-pub fn apply_node_patch(full: &Doc, _p: &Value, _v: ApiVersion) -> Result<Doc, ModelError> {
-    Ok(full.clone())
-}
-pub fn apply_port_patch(full: &Doc, _p: &Value, _v: ApiVersion) -> Result<Doc, ModelError> {
-    Ok(full.clone())
-}
-pub fn validate_node_create(body: &Value, _v: ApiVersion) -> Result<Doc, ModelError> {
-    Ok(body.as_object().cloned().unwrap_or_default())
-}
-pub fn validate_port_create(body: &Value, _v: ApiVersion) -> Result<Doc, ModelError> {
-    Ok(body.as_object().cloned().unwrap_or_default())
-}
-pub fn changed_fields(before: &Doc, after: &Doc) -> Vec<String> {
-    after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(v))
-        .map(|(k, _)| k.clone())
-        .collect()
-}
+//! The Bare Metal API's resource model: node and port fields, their views
+//! per microversion, patches, and create validation — pure functions with
+//! upstream Ironic 39.0.0's behaviour and error texts.
+//!
+//! Nodes and ports travel as their full JSON object at the latest
+//! microversion (`serde_json::Map`); [`view`] turns one into a response
+//! body, [`patch`] turns a request into a new full object. Storage, policy
+//! and the conductor's decisions are the callers'.
+
+pub mod error;
+pub mod fields;
+mod mask;
+pub mod patch;
+mod pyrepr;
+mod schema;
+mod schemas;
+pub mod view;
+
+#[cfg(test)]
+mod transcripts;
+
+pub use error::{ApiFieldError, ModelError};
+
+/// A node or port as the model passes it around: the full JSON object at
+/// the latest microversion.
+pub type Doc = serde_json::Map<String, serde_json::Value>;
+pub use patch::{
+    apply_node_patch, apply_port_patch, changed_fields, check_node_patch, check_port_patch,
+    port_patch_node_ident, validate_node_create, validate_port_create,
+};
+pub use view::{
+    check_fields_param, collection, list_fields, node_list_item, node_states_view, node_view,
+    port_list_item, port_view, Resource,
+};
