@@ -145,3 +145,37 @@ pub async fn vif_detach(db: &Db, node: &NodeRow, vif: &str) -> EngineResult<()> 
         }),
     }
 }
+
+/// The automated clean steps of the node's interfaces, as upstream lists
+/// them (only those with a priority run). The fake vendor interface has one.
+pub fn automated_clean_steps(doc: &Doc) -> Vec<Value> {
+    if doc.get("automated_clean") == Some(&Value::Bool(false)) {
+        return Vec::new();
+    }
+    let mut steps = Vec::new();
+    if storage::doc_str(doc, "vendor_interface") == Some("fake") {
+        steps.push(json!({
+            "step": "log_passthrough",
+            "priority": 1,
+            "abortable": false,
+            "argsinfo": null,
+            "interface": "vendor",
+            "requires_ramdisk": true,
+        }));
+    }
+    steps
+}
+
+/// The deploy steps of the node's deploy interface.
+pub fn deploy_steps(doc: &Doc) -> Vec<Value> {
+    match storage::doc_str(doc, "deploy_interface") {
+        Some("fake") => vec![json!({
+            "step": "deploy",
+            "priority": 100,
+            "abortable": true,
+            "argsinfo": null,
+            "interface": "deploy",
+        })],
+        _ => Vec::new(),
+    }
+}

@@ -178,11 +178,47 @@ pub struct Engine {
 pub struct Task {
     pub row: NodeRow,
     host: String,
+    /// Set once a final write released the reservation.
+    released: bool,
 }
 
 impl Task {
     pub fn doc(&self) -> &Doc {
         &self.row.doc
+    }
+}
+
+/// The steps a manual clean or a service asked for.
+fn requested_steps(doc: &Doc) -> Vec<Value> {
+    doc.get("driver_internal_info")
+        .and_then(|internal| internal.get("requested_steps"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// What upstream records about the image when a deploy starts: an image
+/// without kernel and ramdisk is a whole-disk image.
+fn note_image_type(doc: &mut Doc) {
+    let mut whole_disk = true;
+    if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+        let partition = info.contains_key("kernel") && info.contains_key("ramdisk");
+        let image_type = info
+            .get("image_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                if partition {
+                    "partition".to_string()
+                } else {
+                    "whole-disk".to_string()
+                }
+            });
+        whole_disk = image_type == "whole-disk";
+        info.insert("image_type".into(), Value::String(image_type));
+    }
+    if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+        internal.insert("is_whole_disk_image".into(), Value::Bool(whole_disk));
     }
 }
 
@@ -251,31 +287,39 @@ impl Engine {
             let mut task = Task {
                 row,
                 host: host.clone(),
+                released: false,
             };
             let state = state_of(task.doc());
+            // Power changes in flight are forgotten, as upstream does.
             if recovery_on_restart(state).is_some() {
                 let message =
                     ferrite_conductor_states::recovery::restart_recovery_last_error(state, &host);
                 let failed = self
-                    .fire(&mut task, Event::Fail, None, Followup::Nothing, |doc| {
-                        set_opt(doc, "last_error", Some(&message));
-                    })
+                    .fire_with(
+                        &mut task,
+                        Event::Fail,
+                        None,
+                        Followup::Nothing,
+                        |doc| {
+                            set_opt(doc, "last_error", Some(&message));
+                            doc.insert("target_power_state".into(), Value::Null);
+                        },
+                        true,
+                    )
                     .await?;
                 tracing::warn!(node = task.row.uuid(), from = %state, to = %failed, "failed a node left mid-task");
                 self.history(&task, &message, "ERROR", "provisioning").await;
                 recovered += 1;
-            }
-            // Power changes in flight are forgotten, as upstream does.
-            if task
+            } else if task
                 .doc()
                 .get("target_power_state")
                 .is_some_and(|v| !v.is_null())
             {
                 let mut doc = task.doc().clone();
                 doc.insert("target_power_state".into(), Value::Null);
-                self.save(&mut task, doc).await?;
+                self.save_and_release(&mut task, doc).await?;
             }
-            storage::release_node(&self.db, task.row.id, &host).await?;
+            self.release(task).await;
         }
         Ok(recovered)
     }
@@ -299,7 +343,11 @@ impl Engine {
                 let row = storage::get_node_by_id(self.db.conn(), row.id)
                     .await?
                     .ok_or_else(|| EngineError::NodeNotFound(node_ident.to_string()))?;
-                return Ok(Task { row, host });
+                return Ok(Task {
+                    row,
+                    host,
+                    released: false,
+                });
             }
             if attempt >= attempts {
                 let holder = storage::get_node_by_id(self.db.conn(), row.id)
@@ -321,11 +369,26 @@ impl Engine {
 
     /// Commits `doc` as the node's new state (the reservation must be ours).
     pub async fn save(&self, task: &mut Task, doc: Doc) -> EngineResult<()> {
+        self.write(task, doc, false).await
+    }
+
+    /// Commits the node's final state and releases it in the same write.
+    pub async fn save_and_release(&self, task: &mut Task, doc: Doc) -> EngineResult<()> {
+        self.write(task, doc, true).await
+    }
+
+    async fn write(&self, task: &mut Task, doc: Doc, release: bool) -> EngineResult<()> {
+        let guard = if release {
+            Guard::ReleasedBy(&task.host)
+        } else {
+            Guard::HeldBy(&task.host)
+        };
         let tx = self.db.begin_write().await?;
-        match storage::update_node(&*tx, &task.row, &doc, Guard::HeldBy(&task.host)).await? {
+        match storage::update_node(&*tx, &task.row, &doc, guard).await? {
             Some(row) => {
                 tx.commit().await?;
                 task.row = row;
+                task.released |= release;
                 Ok(())
             }
             None => {
@@ -345,6 +408,9 @@ impl Engine {
     }
 
     pub async fn release(&self, task: Task) {
+        if task.released {
+            return;
+        }
         if let Err(err) = storage::release_node(&self.db, task.row.id, &task.host).await {
             tracing::error!(node = task.row.uuid(), error = %err, "failed to release node");
         }
@@ -365,14 +431,16 @@ impl Engine {
         }
     }
 
-    /// Applies `event` to the task's node and commits the new states.
-    async fn fire(
+    /// Applies `event` to the task's node and commits the new states,
+    /// releasing the node in the same write when `release` (no work follows).
+    async fn fire_with(
         &self,
         task: &mut Task,
         event: Event,
         requested_target: Option<ProvisionState>,
         followup: Followup,
         mutate: impl FnOnce(&mut Doc),
+        release: bool,
     ) -> EngineResult<ProvisionState> {
         let doc = task.doc();
         let from = state_of(doc);
@@ -403,7 +471,7 @@ impl Engine {
         doc.insert("provision_updated_at".into(), Value::String(now.clone()));
         doc.insert("updated_at".into(), Value::String(now));
         mutate(&mut doc);
-        self.save(task, doc).await?;
+        self.write(task, doc, release).await?;
         tracing::info!(
             node = task.row.uuid(),
             from = from.as_str(),
@@ -520,33 +588,37 @@ impl Engine {
             .or_else(|| args.service_steps.clone())
             .or_else(|| args.deploy_steps.clone());
         let rescue_password = args.rescue_password.clone();
+        let deploying = matches!(verb, ApiVerb::Active | ApiVerb::Deploy | ApiVerb::Rebuild);
         let new_state = self
-            .fire(task, event, requested_target, followup, |doc| {
-                doc.insert("last_error".into(), Value::Null);
-                if let Some(configdrive) = configdrive {
-                    if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
-                        info.insert("configdrive".into(), configdrive);
+            .fire_with(
+                task,
+                event,
+                requested_target,
+                followup,
+                |doc| {
+                    doc.insert("last_error".into(), Value::Null);
+                    if deploying {
+                        note_image_type(doc);
                     }
-                }
-                if let Some(steps) = steps {
-                    if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
-                        internal.insert("requested_steps".into(), steps);
+                    if let Some(configdrive) = configdrive {
+                        if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+                            info.insert("configdrive".into(), configdrive);
+                        }
                     }
-                }
-                if let Some(password) = rescue_password {
-                    if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
-                        info.insert("rescue_password".into(), Value::String(password));
+                    if let Some(steps) = steps {
+                        if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+                            internal.insert("requested_steps".into(), steps);
+                        }
                     }
-                }
-            })
+                    if let Some(password) = rescue_password {
+                        if let Some(Value::Object(info)) = doc.get_mut("instance_info") {
+                            info.insert("rescue_password".into(), Value::String(password));
+                        }
+                    }
+                },
+                followup == Followup::Nothing,
+            )
             .await?;
-        self.history(
-            task,
-            &format!("Node moved to provision state \"{new_state}\" by the \"{verb}\" request."),
-            "INFO",
-            "provisioning",
-        )
-        .await;
         Ok(has_work(new_state))
     }
 
@@ -565,16 +637,26 @@ impl Engine {
                         Ok(next) if has_work(next) => Followup::BackgroundWork,
                         _ => Followup::Nothing,
                     };
-                    self.fire(&mut task, event, target, followup, |doc| {
-                        Self::after_event(state, event, doc)
-                    })
+                    self.fire_with(
+                        &mut task,
+                        event,
+                        target,
+                        followup,
+                        |doc| Self::after_event(state, event, doc),
+                        followup == Followup::Nothing,
+                    )
                     .await
                 }
                 Err(message) => {
                     let failed = self
-                        .fire(&mut task, Event::Fail, None, Followup::Nothing, |doc| {
-                            set_opt(doc, "last_error", Some(&message));
-                        })
+                        .fire_with(
+                            &mut task,
+                            Event::Fail,
+                            None,
+                            Followup::Nothing,
+                            |doc| set_opt(doc, "last_error", Some(&message)),
+                            true,
+                        )
                         .await;
                     self.history(&task, &message, "ERROR", "provisioning").await;
                     failed
@@ -591,7 +673,22 @@ impl Engine {
     /// Side effects that accompany an event (upstream's bookkeeping).
     fn after_event(from: ProvisionState, event: Event, doc: &mut Doc) {
         if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
-            internal.remove("requested_steps");
+            internal.shift_remove("requested_steps");
+            match (from, event) {
+                (ProvisionState::Cleaning, Event::Done) => {
+                    internal.insert("clean_steps".into(), Value::Null);
+                }
+                (ProvisionState::Deploying, Event::Done) => {
+                    internal.insert("deploy_steps".into(), Value::Null);
+                }
+                (ProvisionState::Servicing, Event::Done) => {
+                    internal.insert("service_steps".into(), Value::Null);
+                }
+                (ProvisionState::Deleting, Event::Clean) => {
+                    internal.shift_remove("is_whole_disk_image");
+                }
+                _ => {}
+            }
         }
         // A finished teardown forgets the instance.
         if from == ProvisionState::Deleting && event == Event::Clean {
@@ -604,6 +701,50 @@ impl Engine {
                 info.remove("rescue_password");
             }
         }
+    }
+
+    /// Records the steps a flow is about to run (in `driver_internal_info`,
+    /// as upstream keeps them) and the flow's start in the node history.
+    async fn start_steps(
+        &self,
+        task: &mut Task,
+        key: &str,
+        flow: &str,
+        steps: &[Value],
+    ) -> Result<(), String> {
+        let mut doc = task.doc().clone();
+        if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+            internal.insert(key.into(), Value::Array(steps.to_vec()));
+        }
+        self.save(task, doc).await.map_err(|e| e.to_string())?;
+        self.flow_history(task, flow, "start", steps).await;
+        Ok(())
+    }
+
+    /// Upstream's step-flow history records ("Starting deployment with
+    /// steps=[…]", "Deployment completed successfully with steps=[…]").
+    async fn flow_history(&self, task: &Task, flow: &str, status: &str, steps: &[Value]) {
+        let listed = crate::model::pyrepr::repr(&Value::Array(steps.to_vec()));
+        let event = if status == "start" {
+            format!("Starting {flow} with steps={listed}")
+        } else {
+            let title: Vec<String> = flow
+                .split(' ')
+                .map(|word| {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            format!(
+                "{} completed successfully with steps={listed}",
+                title.join(" ")
+            )
+        };
+        let event_type = format!("{}_{status}", flow.replace(' ', "_"));
+        self.history(task, &event, "INFO", &event_type).await;
     }
 
     /// The work of one transient state: the event to fire next (and a
@@ -633,8 +774,21 @@ impl Engine {
                 if !crate::drivers::is_fake_like(&interface("deploy")) {
                     return Err(not_implemented("deploy"));
                 }
-                Engine::delay(fake.clean_delay).await;
                 let target = target_of(&doc);
+                let manual = target == Some(ProvisionState::Manageable);
+                let (flow, steps) = if manual {
+                    ("manual cleaning", requested_steps(&doc))
+                } else {
+                    (
+                        "automated cleaning",
+                        crate::drivers::automated_clean_steps(&doc),
+                    )
+                };
+                self.start_steps(task, "clean_steps", flow, &steps).await?;
+                Engine::delay(fake.clean_delay).await;
+                // Upstream consumes the steps as it runs them, so its
+                // record of a finished clean lists none.
+                self.flow_history(task, flow, "end", &[]).await;
                 Ok((Event::Done, target))
             }
             S::Inspecting => {
@@ -648,7 +802,11 @@ impl Engine {
                 if !crate::drivers::is_fake_like(&interface("deploy")) {
                     return Err(not_implemented("deploy"));
                 }
+                let steps = crate::drivers::deploy_steps(&doc);
+                self.start_steps(task, "deploy_steps", "deployment", &steps)
+                    .await?;
                 Engine::delay(fake.deploy_delay).await;
+                self.flow_history(task, "deployment", "end", &steps).await;
                 Ok((Event::Done, None))
             }
             S::Deleting => {
@@ -667,7 +825,11 @@ impl Engine {
                 Ok((Event::Done, None))
             }
             S::Servicing => {
+                let steps = requested_steps(&doc);
+                self.start_steps(task, "service_steps", "servicing", &steps)
+                    .await?;
                 Engine::delay(fake.clean_delay).await;
+                self.flow_history(task, "servicing", "end", &steps).await;
                 Ok((Event::Done, None))
             }
             other => Err(format!(
@@ -699,8 +861,16 @@ impl Engine {
             let mut doc = task.doc().clone();
             set_opt(&mut doc, "power_state", Some(target.final_state()));
             doc.insert("target_power_state".into(), Value::Null);
+            if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+                internal.insert(
+                    "last_power_state_change".into(),
+                    json!(chrono::Utc::now()
+                        .format("%Y-%m-%dT%H:%M:%S%.6f")
+                        .to_string()),
+                );
+            }
             doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
-            if let Err(err) = engine.save(&mut task, doc).await {
+            if let Err(err) = engine.save_and_release(&mut task, doc).await {
                 tracing::error!(error = %err, "power change failed to commit");
             } else {
                 tracing::info!(

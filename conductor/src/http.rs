@@ -278,10 +278,11 @@ fn render_reply(reply: Reply, version: ApiVersion) -> HttpResponse {
     for (name, value) in &reply.headers {
         builder.insert_header((*name, value.as_str()));
     }
+    // Python's json.dumps spacing, as upstream's bodies read.
     match reply.body {
         Some(body) => builder
             .content_type("application/json")
-            .body(body.to_string()),
+            .body(crate::error::python_dumps(&body)),
         None => builder.finish(),
     }
 }
@@ -295,7 +296,7 @@ pub fn render_error(err: &ApiError, version: Option<ApiVersion>, range: bool) ->
     version_headers(&mut builder, version, range);
     builder
         .content_type("application/json")
-        .body(err.body().to_string())
+        .body(crate::error::python_dumps(&err.body()))
 }
 
 #[cfg(test)]

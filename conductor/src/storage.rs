@@ -205,6 +205,9 @@ pub enum Guard<'a> {
     Unreserved,
     /// Only while `host` holds it (a task's updates).
     HeldBy(&'a str),
+    /// Like `HeldBy`, and releases the reservation in the same write, so
+    /// nobody sees the final state while the node is still locked.
+    ReleasedBy(&'a str),
 }
 
 /// Writes `doc` over the node if its version is still `row.version` and the
@@ -217,7 +220,12 @@ pub async fn update_node<C: ConnectionTrait>(
 ) -> SResult<Option<NodeRow>> {
     let (guard_sql, guard_value): (&str, Option<SqlValue>) = match guard {
         Guard::Unreserved => ("reservation IS NULL", None),
-        Guard::HeldBy(host) => ("reservation = ?", Some(host.into())),
+        Guard::HeldBy(host) | Guard::ReleasedBy(host) => ("reservation = ?", Some(host.into())),
+    };
+    let release = if matches!(guard, Guard::ReleasedBy(_)) {
+        "reservation = NULL, "
+    } else {
+        ""
     };
     let mut values = vec![
         opt(doc, "name"),
@@ -243,7 +251,7 @@ pub async fn update_node<C: ConnectionTrait>(
     }
     let changed = exec(
         conn,
-        &format!("UPDATE nodes SET name = ?, instance_uuid = ?, driver = ?, provision_state = ?, target_provision_state = ?, power_state = ?, maintenance = ?, resource_class = ?, conductor_group = ?, shard = ?, owner = ?, lessee = ?, updated_at = ?, provision_updated_at = ?, body = ?, version = version + 1 WHERE id = ? AND version = ? AND {guard_sql}"),
+        &format!("UPDATE nodes SET {release}name = ?, instance_uuid = ?, driver = ?, provision_state = ?, target_provision_state = ?, power_state = ?, maintenance = ?, resource_class = ?, conductor_group = ?, shard = ?, owner = ?, lessee = ?, updated_at = ?, provision_updated_at = ?, body = ?, version = version + 1 WHERE id = ? AND version = ? AND {guard_sql}"),
         values,
     )
     .await?;

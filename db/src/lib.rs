@@ -113,6 +113,13 @@ impl Db {
         };
         let url = if let Some(rest) = url.strip_prefix("mariadb:") {
             format!("mysql:{rest}")
+        } else if backend == DbBackend::Sqlite
+            && !url.contains("mode=")
+            && !url.contains(":memory:")
+        {
+            // A SQLite file is created on first start, as operators expect.
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}mode=rwc")
         } else {
             url.to_string()
         };

@@ -588,6 +588,12 @@ pub async fn update(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply
         Ok(Some(after))
     })
     .await?;
+    // Upstream writes the update while its conductor holds the node and
+    // answers with the node as written, reservation included; our
+    // compare-and-swap is that same exclusive write, so we answer alike.
+    let mut row = row;
+    row.doc
+        .insert("reservation".into(), json!(state.config.host));
     Ok(Reply::json(render(state, req, &row).await?))
 }
 

@@ -11,7 +11,7 @@ pub mod error;
 pub mod fields;
 mod mask;
 pub mod patch;
-mod pyrepr;
+pub(crate) mod pyrepr;
 mod schema;
 mod schemas;
 pub mod view;

@@ -96,6 +96,14 @@ pub fn node_view(
             node.insert(spec.name.to_string(), get(spec.name));
         }
     }
+    // Upstream's order: the object fields, links, then the API's own
+    // fields and the sub-resource links.
+    let uuid = full
+        .get("uuid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    node.insert("links".into(), links(base_url, "nodes", &uuid));
     if version.at_least(49) && wanted("conductor") {
         node.insert("conductor".into(), get("conductor"));
     }
@@ -105,12 +113,6 @@ pub fn node_view(
     if wanted("chassis_uuid") {
         node.insert("chassis_uuid".into(), get("chassis_uuid"));
     }
-    let uuid = full
-        .get("uuid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    node.insert("links".into(), links(base_url, "nodes", &uuid));
     if fields.is_none() {
         node.insert(
             "ports".into(),
@@ -136,7 +138,20 @@ pub fn node_view(
         }
     }
     if let Some(fields) = fields {
-        node.retain(|key, _| key == "links" || fields.iter().any(|field| field == key));
+        // A field subset comes back as upstream builds it: uuid first,
+        // then the fields in the order they were asked for, then links.
+        let mut ordered = Map::new();
+        let uuid_first = fields.iter().filter(|f| f.as_str() == "uuid");
+        let rest = fields.iter().filter(|f| f.as_str() != "uuid");
+        for field in uuid_first.chain(rest) {
+            if let Some(value) = node.get(field.as_str()) {
+                ordered.insert(field.clone(), value.clone());
+            }
+        }
+        if let Some(links) = node.get("links") {
+            ordered.insert("links".into(), links.clone());
+        }
+        node = ordered;
     }
     mask_node_secrets(&mut node);
     if node.contains_key("provision_state") {
