@@ -71,7 +71,9 @@ impl Config {
             conductor_group: String::new(),
             hardware: InterfaceConfig::default(),
             fake: FakeDelays::default(),
-            max_configdrive_bytes: 64 * 1024 * 1024,
+            // Well under MySQL's default 16 MiB max_allowed_packet, with the
+            // rest of the node document on top.
+            max_configdrive_bytes: 8 * 1024 * 1024,
             heartbeat_interval_secs: 10,
             heartbeat_timeout_secs: 60,
             node_locked_retry_attempts: 3,

@@ -675,7 +675,7 @@ impl Engine {
         if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
             internal.shift_remove("requested_steps");
             match (from, event) {
-                (ProvisionState::Cleaning, Event::Done) => {
+                (ProvisionState::Cleaning, Event::Done | Event::Manage) => {
                     internal.insert("clean_steps".into(), Value::Null);
                 }
                 (ProvisionState::Deploying, Event::Done) => {
@@ -789,7 +789,10 @@ impl Engine {
                 // Upstream consumes the steps as it runs them, so its
                 // record of a finished clean lists none.
                 self.flow_history(task, flow, "end", &[]).await;
-                Ok((Event::Done, target))
+                // Upstream ends a manual clean with `manage` (cleaning →
+                // manageable) and an automated one with `done` (→ available).
+                let event = if manual { Event::Manage } else { Event::Done };
+                Ok((event, None))
             }
             S::Inspecting => {
                 if !crate::drivers::is_fake_like(&interface("inspect")) {
@@ -901,10 +904,9 @@ impl Engine {
             }
             Engine::delay(self.config.fake.management_delay).await;
             let mut doc = task.doc().clone();
-            if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
-                internal.insert("ferrite_boot_device".into(), json!(device));
-                internal.insert("ferrite_boot_device_persistent".into(), json!(persistent));
-            }
+            // Kept under private keys, which no view shows.
+            doc.insert("ferrite:boot_device".into(), json!(device));
+            doc.insert("ferrite:boot_device_persistent".into(), json!(persistent));
             self.save(&mut task, doc).await
         }
         .await;

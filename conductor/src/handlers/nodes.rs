@@ -935,16 +935,17 @@ pub async fn set_maintenance(
 
 pub async fn get_boot_device(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply> {
     let row = find_node(state, req, ident).await?;
+    // Until a device is set, answer as upstream's fake management does.
     let device = row
         .doc
         .get("ferrite:boot_device")
         .cloned()
-        .unwrap_or(Value::Null);
+        .unwrap_or_else(|| json!("pxe"));
     let persistent = row
         .doc
         .get("ferrite:boot_device_persistent")
         .cloned()
-        .unwrap_or(Value::Null);
+        .unwrap_or(Value::Bool(false));
     Ok(Reply::json(
         json!({"boot_device": device, "persistent": persistent}),
     ))
