@@ -317,4 +317,46 @@ impl BaremetalClient {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    /// One page of a node list: the nodes and the `next` link, if any.
+    /// `path_and_query` starts with `/v1/nodes`.
+    pub async fn list_nodes_page(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(Vec<Value>, Option<String>), ClientError> {
+        let body = self
+            .call(reqwest::Method::GET, path_and_query, None)
+            .await?;
+        let nodes = body
+            .get("nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next = body.get("next").and_then(Value::as_str).map(str::to_string);
+        Ok((nodes, next))
+    }
+
+    /// `GET /v1/nodes/{ident}/validate`: per interface `result` and `reason`.
+    pub async fn validate_node(&self, ident: &str) -> Result<Value, ClientError> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/nodes/{ident}/validate"),
+            None,
+        )
+        .await
+    }
+
+    /// The API's version document (`GET /`): the supported microversion
+    /// range as `(min, max)`, e.g. `("1.1", "1.115")`.
+    pub async fn version_range(&self) -> Result<(String, String), ClientError> {
+        let body = self.call(reqwest::Method::GET, "/", None).await?;
+        let default = body.get("default_version").cloned().unwrap_or(Value::Null);
+        let field = |name: &str| {
+            default
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Ok((field("min_version"), field("version")))
+    }
 }

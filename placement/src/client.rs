@@ -309,4 +309,58 @@ impl PlacementClient {
             .await?;
         decode_as(value)
     }
+    /// Lists providers; `query` is a query string without `?` (e.g.
+    /// `required=COMPUTE_NODE`), empty for all.
+    pub async fn list_providers(&self, query: &str) -> Result<Vec<ResourceProvider>, ClientError> {
+        let path = if query.is_empty() {
+            "/resource_providers".to_string()
+        } else {
+            format!("/resource_providers?{query}")
+        };
+        let value = self.send(reqwest::Method::GET, &path, None).await?;
+        decode_as(value["resource_providers"].clone())
+    }
+
+    /// A provider's inventories and its generation.
+    pub async fn get_inventories(
+        &self,
+        uuid: &str,
+    ) -> Result<(i64, BTreeMap<String, InventoryRecord>), ClientError> {
+        let value = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/resource_providers/{uuid}/inventories"),
+                None,
+            )
+            .await?;
+        let generation = value["resource_provider_generation"]
+            .as_i64()
+            .unwrap_or_default();
+        Ok((generation, decode_as(value["inventories"].clone())?))
+    }
+
+    /// A provider's traits and its generation.
+    pub async fn get_traits(&self, uuid: &str) -> Result<(i64, Vec<String>), ClientError> {
+        let value = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/resource_providers/{uuid}/traits"),
+                None,
+            )
+            .await?;
+        let generation = value["resource_provider_generation"]
+            .as_i64()
+            .unwrap_or_default();
+        Ok((generation, decode_as(value["traits"].clone())?))
+    }
+
+    pub async fn delete_provider(&self, uuid: &str) -> Result<(), ClientError> {
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/resource_providers/{uuid}"),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
 }

@@ -1,0 +1,75 @@
+//! `ferrite`: the whole stack in one command (library part, shared by the
+//! `ferrite` binary and the tempest-like tests' copy of it).
+//!
+//! - `ferrite up [--fleet N]` runs Placement (:8778), the Bare Metal API and
+//!   conductor (:6385) and the compute API with its scheduler and virt
+//!   driver (:8774) in one process, on SQLite files in the data directory;
+//!   with `--fleet N` it also enrolls N simulated machines and makes them
+//!   available.
+//! - `ferrite demo` (against those default ports) makes sure a flavor and an
+//!   image exist, boots a server and follows it to ACTIVE.
+
+pub mod demo;
+mod demo_image;
+pub mod up;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrite", about = "A bare-metal cloud that speaks OpenStack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run placement, the conductor and compute in this process.
+    Up(up::UpArgs),
+    /// Boot a demo server on a running stack and follow it to ACTIVE.
+    Demo(demo::DemoArgs),
+}
+
+/// `$FERRITE_DATA_DIR`, else `~/.local/share/ferrite`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FERRITE_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/ferrite")
+}
+
+/// The whole command line program; `main` of every `ferrite` binary.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRITE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ferrite: cannot start runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ferrite: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

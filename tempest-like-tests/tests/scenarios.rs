@@ -1,0 +1,251 @@
+//! Tenant scenarios against the real `ferrite` program, over HTTP only.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ferrite_tempest::Stack;
+use futures::future::join_all;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrite-under-test");
+const SETTLE: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_reaches_active_and_delete_frees_everything() {
+    let stack = Stack::start(BIN, 2, &[]);
+    let flavor = stack.flavor("bm", "baremetal", &[]).await;
+    let image = stack.image("img").await;
+    let id = stack.boot("one", &flavor, &image).await;
+    let server = stack.settle(&id, SETTLE).await;
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let node = server["OS-EXT-SRV-ATTR:hypervisor_hostname"]
+        .as_str()
+        .expect("node")
+        .to_string();
+    let (status, bm) = stack
+        .baremetal(reqwest::Method::GET, &format!("/v1/nodes/{node}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bm["instance_uuid"], id.as_str());
+    assert_eq!(bm["provision_state"], "active");
+    assert_eq!(
+        stack.allocations(&id).await[&node]["resources"]["CUSTOM_BAREMETAL"],
+        1
+    );
+    assert_eq!(stack.total_usage().await, 1);
+
+    // Actions on an active server.
+    for action in [
+        serde_json::json!({"reboot": {"type": "SOFT"}}),
+        serde_json::json!({"os-stop": null}),
+        serde_json::json!({"os-start": null}),
+        serde_json::json!({"rebuild": {"imageRef": image}}),
+    ] {
+        let (status, body) = stack
+            .compute(
+                reqwest::Method::POST,
+                &format!("/v2.1/servers/{id}/action"),
+                Some(action.clone()),
+            )
+            .await;
+        assert_eq!(status, 202, "{action}: {body}");
+        let server = stack.settle(&id, SETTLE).await;
+        let wanted = if action.get("os-stop").is_some() {
+            "SHUTOFF"
+        } else {
+            "ACTIVE"
+        };
+        assert_eq!(server["status"], wanted, "{action}: {server}");
+    }
+
+    stack.delete_server(&id, SETTLE).await;
+    let (_, bm) = stack
+        .baremetal(reqwest::Method::GET, &format!("/v1/nodes/{node}"), None)
+        .await;
+    assert_eq!(bm["instance_uuid"], Value::Null);
+    assert_eq!(bm["provision_state"], "available");
+    assert_eq!(stack.allocations(&id).await, serde_json::json!({}));
+    assert_eq!(stack.total_usage().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_storm_uses_every_node_once() {
+    const NODES: usize = 8;
+    let stack = Stack::start(BIN, NODES, &[]);
+    let flavor = stack.flavor("bm", "baremetal", &[]).await;
+    let image = stack.image("img").await;
+    let ids = join_all((0..NODES).map(|i| {
+        let (stack, flavor, image) = (&stack, &flavor, &image);
+        async move { stack.boot(&format!("storm-{i}"), flavor, image).await }
+    }))
+    .await;
+    let servers = join_all(ids.iter().map(|id| stack.settle(id, SETTLE))).await;
+    let mut nodes = HashSet::new();
+    for server in &servers {
+        assert_eq!(server["status"], "ACTIVE", "{server}");
+        let node = server["OS-EXT-SRV-ATTR:hypervisor_hostname"]
+            .as_str()
+            .expect("node")
+            .to_string();
+        assert!(nodes.insert(node), "a node was used twice");
+    }
+    assert_eq!(stack.total_usage().await, NODES as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_boots_than_nodes_fail_cleanly() {
+    let stack = Stack::start(BIN, 2, &[]);
+    let flavor = stack.flavor("bm", "baremetal", &[]).await;
+    let image = stack.image("img").await;
+    let ids = join_all((0..4).map(|i| {
+        let (stack, flavor, image) = (&stack, &flavor, &image);
+        async move { stack.boot(&format!("extra-{i}"), flavor, image).await }
+    }))
+    .await;
+    let servers = join_all(ids.iter().map(|id| stack.settle(id, SETTLE))).await;
+    let active = servers.iter().filter(|s| s["status"] == "ACTIVE").count();
+    let errors: Vec<&Value> = servers.iter().filter(|s| s["status"] == "ERROR").collect();
+    assert_eq!(active, 2, "{servers:?}");
+    assert_eq!(errors.len(), 2, "{servers:?}");
+    for server in errors {
+        let message = server["fault"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("No valid host was found"), "{server}");
+        let id = server["id"].as_str().expect("id");
+        assert_eq!(
+            stack.allocations(id).await,
+            serde_json::json!({}),
+            "no leaked claim"
+        );
+    }
+    assert_eq!(stack.total_usage().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capability_and_trait_mismatches_find_no_host() {
+    let stack = Stack::start(BIN, 2, &[]);
+    let image = stack.image("img").await;
+    let bios = stack
+        .flavor("bios", "baremetal", &[("capabilities:boot_mode", "bios")])
+        .await;
+    let traited = stack
+        .flavor("gpu", "baremetal", &[("trait:CUSTOM_GPU", "required")])
+        .await;
+    let uefi = stack
+        .flavor("uefi", "baremetal", &[("capabilities:boot_mode", "uefi")])
+        .await;
+    for flavor in [&bios, &traited] {
+        let id = stack.boot("mismatch", flavor, &image).await;
+        let server = stack.settle(&id, SETTLE).await;
+        assert_eq!(server["status"], "ERROR", "{server}");
+        assert!(
+            server["fault"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("No valid host was found"),
+            "{server}"
+        );
+    }
+    let id = stack.boot("match", &uefi, &image).await;
+    assert_eq!(stack.settle(&id, SETTLE).await["status"], "ACTIVE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_failure_ends_in_error_and_frees_the_claim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conductor = dir.path().join("conductor.toml");
+    std::fs::write(&conductor, "[fake]\ndeploy_delay = 4.0\n").expect("write");
+    let compute = dir.path().join("compute.toml");
+    std::fs::write(
+        &compute,
+        "deploy_timeout_secs = 1.0\npoll_interval_secs = 0.2\nmax_attempts = 1\n",
+    )
+    .expect("write");
+    let stack = Stack::start(
+        BIN,
+        1,
+        &[
+            "--conductor-config",
+            conductor.to_str().expect("path"),
+            "--compute-config",
+            compute.to_str().expect("path"),
+        ],
+    );
+    let flavor = stack.flavor("bm", "baremetal", &[]).await;
+    let image = stack.image("img").await;
+    let id = stack.boot("doomed", &flavor, &image).await;
+    let server = stack.settle(&id, SETTLE).await;
+    assert_eq!(server["status"], "ERROR", "{server}");
+    assert!(
+        server["fault"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{server}"
+    );
+    // The claim is gone, and the node ends up free of the instance.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let (_, nodes) = stack
+            .baremetal(
+                reqwest::Method::GET,
+                "/v1/nodes?fields=instance_uuid,provision_state",
+                None,
+            )
+            .await;
+        let node = &nodes["nodes"][0];
+        if stack.allocations(&id).await == serde_json::json!({}) && node["instance_uuid"].is_null()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not cleaned up: {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_in_the_middle_of_a_boot_leaks_no_claim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conductor = dir.path().join("conductor.toml");
+    std::fs::write(&conductor, "[fake]\ndeploy_delay = 5.0\n").expect("write");
+    let args = ["--conductor-config", conductor.to_str().expect("path")];
+    let stack = Stack::start(BIN, 1, &args);
+    let flavor = stack.flavor("bm", "baremetal", &[]).await;
+    let image = stack.image("img").await;
+    let id = stack.boot("interrupted", &flavor, &image).await;
+    // Wait until the deploy is under way, then crash everything.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let (_, server) = stack.server(&id).await;
+        if server["OS-EXT-STS:task_state"] == "spawning" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never started spawning: {server}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = stack.kill();
+    let stack = Stack::start_in(BIN, 0, &args, data);
+    let server = stack.settle(&id, SETTLE).await;
+    assert_eq!(server["status"], "ERROR", "{server}");
+    let (_, nodes) = stack
+        .baremetal(
+            reqwest::Method::GET,
+            "/v1/nodes?fields=uuid,provision_state,instance_uuid,reservation,last_error",
+            None,
+        )
+        .await;
+    eprintln!("after restart: {server} {nodes}");
+    let deadline = std::time::Instant::now() + SETTLE;
+    while stack.allocations(&id).await != serde_json::json!({}) {
+        assert!(std::time::Instant::now() < deadline, "claim leaked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Deleting the failed server leaves nothing behind.
+    stack.delete_server(&id, SETTLE).await;
+    assert_eq!(stack.total_usage().await, 0);
+}
