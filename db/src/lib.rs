@@ -47,6 +47,25 @@ pub fn is_conflict(err: &StorageError) -> bool {
         || text.contains("lock wait timeout")
 }
 
+/// True only for unique-constraint violations (a duplicate row), as opposed
+/// to the other conflicts of [`is_conflict`] (deadlocks, busy databases),
+/// which say nothing about duplicates.
+pub fn is_unique_violation(err: &StorageError) -> bool {
+    let StorageError::Db(db) = err else {
+        return false;
+    };
+    if matches!(
+        db.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        return true;
+    }
+    let text = db.to_string().to_lowercase();
+    text.contains("unique constraint")
+        || text.contains("duplicate entry")
+        || text.contains("duplicate key")
+}
+
 /// The connection pool plus what we need to know about the backend.
 #[derive(Clone)]
 pub struct Db {

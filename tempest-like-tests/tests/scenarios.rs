@@ -249,3 +249,30 @@ async fn restart_in_the_middle_of_a_boot_leaks_no_claim() {
     stack.delete_server(&id, SETTLE).await;
     assert_eq!(stack.total_usage().await, 0);
 }
+
+/// The README's path: `ferrite up --fleet 4`, then `ferrite demo` boots a
+/// server to ACTIVE and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_command_boots_a_server() {
+    let stack = Stack::start(BIN, 4, &[]);
+    let compute = stack.compute.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(["demo", "--compute-url", &compute, "--timeout", "120"])
+            .output()
+            .expect("run demo")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "demo failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("is ACTIVE on node"), "{stdout}");
+    let (_, servers) = stack
+        .compute(reqwest::Method::GET, "/v2.1/servers/detail", None)
+        .await;
+    assert_eq!(servers["servers"][0]["status"], "ACTIVE", "{servers}");
+}

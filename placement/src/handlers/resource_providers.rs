@@ -11,7 +11,7 @@ use crate::http::{Reply, Req};
 use crate::microversion::Version;
 use crate::schema;
 use crate::storage::providers::{self, Provider, ProviderFilter};
-use crate::storage::{is_conflict, resource_classes, traits};
+use crate::storage::{is_unique_violation, resource_classes, traits};
 use crate::AppState;
 
 pub fn render(provider: &Provider, version: Version) -> Value {
@@ -207,7 +207,7 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     }
     match providers::insert(&*tx, &uuid, &name, parent).await {
         Ok(_) => {}
-        Err(err) if is_conflict(&err) => return Err(duplicate(format!("name: {name}"))),
+        Err(err) if is_unique_violation(&err) => return Err(duplicate(format!("name: {name}"))),
         Err(err) => return Err(err.into()),
     }
     let created = providers::get_by_uuid(&*tx, &uuid)
@@ -215,7 +215,7 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
         .ok_or_else(ApiError::internal)?;
     match tx.commit().await {
         Ok(()) => {}
-        Err(err) if is_conflict(&err) => return Err(duplicate(format!("name: {name}"))),
+        Err(err) if is_unique_violation(&err) => return Err(duplicate(format!("name: {name}"))),
         Err(err) => return Err(err.into()),
     }
     let location = req.absolute(&format!("/resource_providers/{uuid}"));
@@ -300,7 +300,7 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
     }
     match providers::update(&*tx, provider.id, &name, parent_id, root_id, &subtree).await {
         Ok(_) => {}
-        Err(err) if is_conflict(&err) => return Err(duplicate()),
+        Err(err) if is_unique_violation(&err) => return Err(duplicate()),
         Err(err) => return Err(err.into()),
     }
     let updated = providers::get_by_uuid(&*tx, &uuid)
@@ -308,7 +308,7 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
         .ok_or_else(ApiError::internal)?;
     match tx.commit().await {
         Ok(()) => {}
-        Err(err) if is_conflict(&err) => return Err(duplicate()),
+        Err(err) if is_unique_violation(&err) => return Err(duplicate()),
         Err(err) => return Err(err.into()),
     }
     Ok(Reply::json(render(&updated, req.version)).modified(updated.modified()))

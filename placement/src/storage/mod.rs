@@ -15,8 +15,8 @@ pub mod traits;
 
 pub use ferrite_db::{
     exec, get_f64, get_i64, get_opt_i64, get_opt_string, get_string, insert_or_ignore,
-    insert_returning_id, is_conflict, now_micros, placeholders, query_all, query_one, sum_int, Db,
-    SResult, Schema, StorageError, WriteTx,
+    insert_returning_id, is_conflict, is_unique_violation, now_micros, placeholders, query_all,
+    query_one, sum_int, Db, SResult, Schema, StorageError, WriteTx,
 };
 
 /// Connects, creates or migrates Placement's schema, and synchronises the
