@@ -37,9 +37,10 @@ pub struct Config {
     /// `limit` of allocation candidate queries (Nova's
     /// `[scheduler] max_placement_results`).
     pub max_placement_results: u32,
-    /// The chosen host is random among the first this many that pass the
-    /// filters (Nova's `[filter_scheduler] host_subset_size`), which spreads
-    /// concurrent builds over different nodes.
+    /// 0 (default): claims are tried in a uniform shuffle of all candidates,
+    /// which spreads concurrent builds over the fleet. n > 0: Nova's
+    /// `[filter_scheduler] host_subset_size`, random among the first n that
+    /// pass the filters, the rest in Placement's order.
     pub host_subset_size: usize,
     /// Only nodes of this conductor group.
     pub conductor_group: Option<String>,
@@ -70,7 +71,7 @@ impl Config {
             sync_interval: Duration::from_secs(60),
             max_attempts: 3,
             max_placement_results: 1000,
-            host_subset_size: 3,
+            host_subset_size: 0,
             conductor_group: None,
             shard: None,
             peers: Vec::new(),
@@ -264,11 +265,6 @@ impl Config {
         if self.max_placement_results == 0 {
             return Err(ConfigError::Invalid(
                 "max_placement_results must be positive".into(),
-            ));
-        }
-        if self.host_subset_size == 0 {
-            return Err(ConfigError::Invalid(
-                "host_subset_size must be positive".into(),
             ));
         }
         for (name, url) in [

@@ -1,8 +1,14 @@
 //! The scheduler: asks Placement for allocation candidates as Nova does
 //! ([`request`]), filters them on node capabilities ([`capabilities`]),
-//! picks one at random among the first few and claims it with
-//! `PUT /allocations/{instance}`; a lost claim (409) moves on to the next
-//! candidate, an exhausted list re-queries, up to `max_attempts` queries.
+//! picks one at random and claims it with `PUT /allocations/{instance}`; a
+//! lost claim (409) moves on to the next candidate, an exhausted list
+//! re-queries, up to `max_attempts` queries.
+//!
+//! Bare-metal nodes are all-or-nothing and weigh the same, so by default
+//! (`host_subset_size` 0) the order is a uniform shuffle of every candidate
+//! Placement returned: concurrent builds spread over the whole fleet instead
+//! of racing for the first few nodes of Placement's order. A positive
+//! `host_subset_size` keeps Nova's behaviour (random among the first n).
 
 pub mod capabilities;
 pub mod request;
@@ -11,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ferrite_conductor::client::BaremetalClient;
 use ferrite_placement::client::PlacementClient;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::Value;
 
@@ -19,6 +26,23 @@ use request::{RequestHints, ResourceRequest};
 
 /// Placement microversion of candidate queries (as Nova's report client).
 pub const CANDIDATES_VERSION: &str = "1.36";
+
+/// Claims lost to a 409 from Placement, process-wide (benchmarks read it).
+pub static CLAIM_CONFLICTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Schedules of a build that excluded nodes (reschedules), process-wide.
+pub static RESCHEDULES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Hosts tried per candidate query before re-querying (at least).
+const HOSTS_PER_ROUND: usize = 8;
+
+/// The order claims are tried in: a uniform shuffle when `subset` is 0,
+/// Placement's order otherwise.
+fn spread(mut candidates: Vec<Candidate>, subset: usize) -> Vec<Candidate> {
+    if subset == 0 {
+        candidates.shuffle(&mut rand::thread_rng());
+    }
+    candidates
+}
 
 /// Nova's `NoValidHost` texts.
 pub const NO_VALID_HOST: &str = "No valid host was found. ";
@@ -176,7 +200,7 @@ impl Scheduler {
         excluded: &BTreeSet<String>,
     ) -> Vec<Candidate> {
         let check = needs_capabilities(&server.flavor.extra_specs);
-        let wanted = self.host_subset_size + self.max_attempts as usize;
+        let wanted = self.host_subset_size.max(HOSTS_PER_ROUND) + self.max_attempts as usize;
         let mut passed = Vec::new();
         for candidate in candidates {
             if excluded.contains(&candidate.node) {
@@ -205,6 +229,9 @@ impl Scheduler {
         server: &Server,
         excluded: &BTreeSet<String>,
     ) -> Result<Claimed, ScheduleError> {
+        if !excluded.is_empty() {
+            RESCHEDULES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let request = Self::resource_request(server, self.max_placement_results);
         let mut last = NO_VALID_HOST.to_string();
         for attempt in 1..=self.max_attempts {
@@ -212,14 +239,17 @@ impl Scheduler {
             if candidates.is_empty() {
                 return Err(ScheduleError::NoValidHost(NO_VALID_HOST.into()));
             }
+            let candidates = spread(candidates, self.host_subset_size);
             let mut hosts = self.filter(server, candidates, excluded).await;
             if hosts.is_empty() {
                 return Err(ScheduleError::NoValidHost(NOT_ENOUGH_HOSTS.into()));
             }
-            // Random among the first few, the rest in order as alternates.
-            let pick = rand::thread_rng().gen_range(0..hosts.len().min(self.host_subset_size));
-            let chosen = hosts.remove(pick);
-            hosts.insert(0, chosen);
+            if self.host_subset_size > 0 {
+                // Nova's way: random among the first few, the rest in order.
+                let pick = rand::thread_rng().gen_range(0..hosts.len().min(self.host_subset_size));
+                let chosen = hosts.remove(pick);
+                hosts.insert(0, chosen);
+            }
             for host in hosts {
                 match self
                     .claims
@@ -234,6 +264,7 @@ impl Scheduler {
                 {
                     Ok(()) => return Ok(Claimed { node: host.node }),
                     Err(err) if err.is_conflict() => {
+                        CLAIM_CONFLICTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(node = %host.node, attempt, "claim lost, trying the next candidate");
                         last = NOT_ENOUGH_HOSTS.into();
                     }
@@ -277,6 +308,29 @@ mod tests {
         assert_eq!(candidates[1].node, "n2");
         assert_eq!(candidates[0].allocations["n1"]["CUSTOM_GOLD"], 1);
         assert!(parse_candidates(&json!({})).is_err());
+    }
+
+    #[test]
+    fn spread_shuffles_only_without_a_subset() {
+        let make = |n: usize| {
+            (0..n)
+                .map(|i| Candidate {
+                    node: format!("n{i}"),
+                    allocations: BTreeMap::new(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let order = |c: &[Candidate]| c.iter().map(|c| c.node.clone()).collect::<Vec<_>>();
+        let kept = spread(make(50), 3);
+        assert_eq!(order(&kept), order(&make(50)));
+        // 50 items shuffled 5 times all landing in order: odds 1/50!^5.
+        let moved = (0..5).any(|_| order(&spread(make(50), 0)) != order(&make(50)));
+        assert!(moved);
+        let mut sorted = order(&spread(make(50), 0));
+        sorted.sort();
+        let mut expected = order(&make(50));
+        expected.sort();
+        assert_eq!(sorted, expected);
     }
 
     #[test]
