@@ -12,6 +12,7 @@
 //!   interface implementations do;
 //! - [`storage`]: every SQL statement.
 
+pub mod boot;
 pub mod client;
 pub mod config;
 pub mod drivers;
@@ -21,6 +22,7 @@ pub mod handlers;
 pub mod hardware;
 pub mod http;
 pub mod model;
+pub mod ops;
 pub mod storage;
 
 use std::future::Future;
