@@ -37,6 +37,59 @@ pub struct Config {
     pub node_locked_retry_interval_ms: u64,
     /// Base URL used in links when set (else taken from the request's Host).
     pub public_endpoint: Option<String>,
+    /// Real deploys: netboot, agent and image settings (`[deploy]`).
+    pub deploy: DeployConfig,
+}
+
+/// Settings of real deploys (pxe/ipxe boot, the direct deploy, the agent).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Root of the built-in TFTP server (per-node PXE configs, kernels).
+    pub tftp_root: PathBuf,
+    /// Root of the built-in HTTP boot server (iPXE scripts, kernels, and
+    /// the instance images agents download).
+    pub http_root: PathBuf,
+    /// Per-MAC DHCP option files (`<mac>.json`) for a DHCP server to consume.
+    pub dhcp_dir: PathBuf,
+    /// Cache of downloaded/converted images.
+    pub image_cache_dir: PathBuf,
+    /// Where the TFTP server listens (UDP); `None`: no TFTP server.
+    pub tftp_bind: Option<String>,
+    /// Where the HTTP boot server listens; `None`: no HTTP boot server.
+    pub http_bind: Option<String>,
+    /// The HTTP boot server's URL as machines reach it (default: from
+    /// `http_bind`).
+    pub http_url: Option<String>,
+    /// The Bare Metal API URL agents call (`ipa-api-url`; default: from
+    /// `public_endpoint` or `bind`).
+    pub api_url: Option<String>,
+    /// Upstream's `[conductor] deploy_callback_timeout`, seconds.
+    pub callback_timeout_secs: u64,
+    /// Accept md5 image checksums.
+    pub allow_md5: bool,
+    /// Extra kernel parameters of the deploy ramdisk
+    /// (`[pxe] kernel_append_params`).
+    pub kernel_append_params: String,
+}
+
+impl Default for DeployConfig {
+    fn default() -> DeployConfig {
+        let base = std::env::temp_dir().join("ferrite-conductor");
+        DeployConfig {
+            tftp_root: base.join("tftpboot"),
+            http_root: base.join("httpboot"),
+            dhcp_dir: base.join("dhcp"),
+            image_cache_dir: base.join("images"),
+            tftp_bind: None,
+            http_bind: None,
+            http_url: None,
+            api_url: None,
+            callback_timeout_secs: 1800,
+            allow_md5: false,
+            kernel_append_params: "nofb vga=normal".into(),
+        }
+    }
 }
 
 /// Upstream's `[fake]` delays: each operation of a fake interface sleeps
@@ -79,6 +132,7 @@ impl Config {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval_ms: 1000,
             public_endpoint: None,
+            deploy: DeployConfig::default(),
         }
     }
 }
@@ -115,6 +169,7 @@ pub struct FileConfig {
     pub public_endpoint: Option<String>,
     pub hardware: Option<InterfaceConfig>,
     pub fake: Option<FakeDelays>,
+    pub deploy: Option<DeployConfig>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -211,6 +266,9 @@ impl Config {
         }
         if let Some(fake) = file_config.fake {
             config.fake = fake;
+        }
+        if let Some(deploy) = file_config.deploy {
+            config.deploy = deploy;
         }
         config.validate()?;
         Ok(config)
