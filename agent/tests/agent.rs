@@ -536,3 +536,40 @@ async fn bad_command_line_and_no_api_url() {
     assert!(started.elapsed() < Duration::from_secs(5));
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_command_forces_a_heartbeat() {
+    // 30 s timeout: the regular next heartbeat is 9–18 s away, so a second
+    // heartbeat within a few seconds can only be the forced one.
+    let conductor = FakeConductor::start(30.0).await;
+    let options = AgentOptions {
+        node_uuid: Some(NODE_UUID.to_string()),
+        ..fast()
+    };
+    let run = start_agent(&conductor, options).await;
+    run.wait_for_token().await;
+    assert!(wait_until(Duration::from_secs(5), || conductor.heartbeats().len() == 1).await);
+    let lookup = &conductor.lookups()[0];
+    assert!(
+        lookup.query.contains(&format!("node_uuid={NODE_UUID}")),
+        "{}",
+        lookup.query
+    );
+
+    // A synchronous command does not force one…
+    let (status, _) = run
+        .command("standby.sync", json!({}), Some(TOKEN), true)
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(conductor.heartbeats().len(), 1);
+    // …the end of an asynchronous one does.
+    let (status, body) = run
+        .command("standby.power_off", json!({}), Some(TOKEN), true)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["command_status"], "SUCCEEDED");
+    assert!(wait_until(Duration::from_secs(3), || conductor.heartbeats().len() == 2).await);
+    run.agent.stop().await;
+    conductor.stop().await;
+}
