@@ -573,3 +573,106 @@ async fn finished_command_forces_a_heartbeat() {
     run.agent.stop().await;
     conductor.stop().await;
 }
+
+/// A disk like the agent's first one, on a scratch file.
+fn scratch_disk(dir: &std::path::Path) -> ferrite_imaging::hardware::Disk {
+    let scratch = dir.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut disk = hardware(&scratch).disks[0].clone();
+    disk.path = scratch.join("sda.img");
+    disk
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_and_bootloader_commands_report_imaging_outcomes() {
+    let conductor = FakeConductor::start(30.0).await;
+    let run = start_agent(&conductor, fast()).await;
+    run.wait_for_token().await;
+    let node = conductor.state.node.lock().unwrap().clone();
+    let step = json!({"step": "erase_devices_metadata", "interface": "deploy", "priority": 99});
+
+    // What the imaging crate does to such a disk decides the outcome.
+    let erase = ferrite_imaging::erase::erase_metadata(&scratch_disk(run.dir.path()));
+    let (_, body) = run
+        .command(
+            "clean.execute_clean_step",
+            json!({"step": step, "node": node, "ports": [],
+                   "clean_version": {"generic_hardware_manager": "1.2"}}),
+            Some(TOKEN),
+            true,
+        )
+        .await;
+    assert_eq!(body["command_name"], "execute_clean_step");
+    match erase {
+        Ok(()) => {
+            assert_eq!(body["command_status"], "SUCCEEDED", "{body}");
+            assert_eq!(
+                body["command_result"],
+                json!({"clean_result": null, "clean_step": step})
+            );
+        }
+        Err(err) => {
+            assert_eq!(body["command_status"], "FAILED", "{body}");
+            assert_eq!(body["command_error"]["type"], "BlockDeviceEraseError");
+            assert_eq!(
+                body["command_error"]["details"],
+                format!(
+                    "Failed to erase the metadata on the device(s): \"/dev/sda\": {err}; \"/dev/sdb\": {err}"
+                )
+            );
+        }
+    }
+
+    // A whole disk image booting in BIOS mode needs no bootloader.
+    let (_, body) = run
+        .command(
+            "image.install_bootloader",
+            json!({"root_uuid": null, "efi_system_part_uuid": null,
+                   "prep_boot_part_uuid": null, "target_boot_mode": "bios"}),
+            Some(TOKEN),
+            true,
+        )
+        .await;
+    assert_eq!(body["command_name"], "install_bootloader");
+    assert_eq!(body["command_status"], "SUCCEEDED", "{body}");
+
+    // Otherwise the imaging crate installs it (an empty disk has no root
+    // partition to boot).
+    let root = "5b1e2c3d-0000-4000-8000-00000000abcd";
+    let esp = "5b1e2c3d-0000-4000-8000-00000000ef00";
+    let expected = ferrite_imaging::boot::install_bootloader(
+        &scratch_disk(run.dir.path()),
+        root,
+        Some(esp),
+        "uefi",
+    );
+    let (_, body) = run
+        .command(
+            "image.install_bootloader",
+            json!({"root_uuid": root, "efi_system_part_uuid": esp,
+                   "prep_boot_part_uuid": null, "target_boot_mode": "uefi"}),
+            Some(TOKEN),
+            true,
+        )
+        .await;
+    match expected {
+        Ok(()) => assert_eq!(body["command_status"], "SUCCEEDED", "{body}"),
+        Err(err) => {
+            assert_eq!(body["command_status"], "FAILED", "{body}");
+            assert_eq!(body["command_error"]["details"], err.to_string());
+        }
+    }
+    // ignore_bootloader_failure turns a failure into success.
+    let (_, body) = run
+        .command(
+            "image.install_bootloader",
+            json!({"root_uuid": root, "efi_system_part_uuid": esp, "target_boot_mode": "uefi",
+                   "ignore_bootloader_failure": true}),
+            Some(TOKEN),
+            true,
+        )
+        .await;
+    assert_eq!(body["command_status"], "SUCCEEDED", "{body}");
+    run.agent.stop().await;
+    conductor.stop().await;
+}
