@@ -75,14 +75,6 @@ impl CommandError {
         )
     }
 
-    pub fn deployment(details: impl Into<String>) -> CommandError {
-        CommandError::new("DeploymentError", 500, "Deploy step failed", details)
-    }
-
-    pub fn cleaning(details: impl Into<String>) -> CommandError {
-        CommandError::new("CleaningError", 500, "Clean step failed", details)
-    }
-
     pub fn method_not_found(method: &str) -> CommandError {
         CommandError::new(
             "HardwareManagerMethodNotFound",
