@@ -10,10 +10,12 @@
 
 pub mod boot;
 pub mod erase;
+pub mod fixtures;
 pub mod hardware;
 pub mod hints;
 pub mod image;
 pub mod table;
+pub mod util;
 
 /// Errors of this crate. `Display` is what ends up in the conductor's
 /// `last_error`, so it must say what went wrong in operator terms.

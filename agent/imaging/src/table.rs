@@ -41,7 +41,8 @@ pub struct Partition {
     pub size: u64,
     /// GPT type GUID (upper case) or MBR type byte as two hex digits.
     pub kind: String,
-    /// GPT partition GUID, or `<disk id>-<nn>` for MBR as blkid reports.
+    /// GPT partition GUID (lower case), or `<disk id>-<nn>` for MBR, as
+    /// blkid reports PARTUUID.
     pub uuid: String,
     /// GPT partition name.
     pub name: Option<String>,
@@ -262,7 +263,7 @@ fn gpt_table(raw: &GptRaw) -> Table {
             start: first * SECTOR,
             size: (last.saturating_sub(first) + 1) * SECTOR,
             kind: guid_string(guid_at(e, 0)),
-            uuid: guid_string(guid_at(e, 16)),
+            uuid: guid_at(e, 16).hyphenated().to_string(),
             name: if name.is_empty() { None } else { Some(name) },
             bootable: false,
         });
@@ -436,7 +437,7 @@ pub fn write(path: &Path, table: &Table) -> Result<Table> {
                     parse_guid(&p.uuid, "partition GUID")?
                 };
                 p.kind = guid_string(kind);
-                p.uuid = guid_string(unique);
+                p.uuid = unique.hyphenated().to_string();
                 p.bootable = false;
                 let at = (p.number as usize - 1) * GPT_ENTRY_SIZE as usize;
                 let e = &mut entries[at..at + GPT_ENTRY_SIZE as usize];
@@ -634,7 +635,7 @@ pub fn append_partition(path: &Path, size: u64, kind_gpt: &str, kind_mbr: &str, 
                 start,
                 size,
                 kind: guid_string(kind),
-                uuid: guid_string(unique),
+                uuid: unique.hyphenated().to_string(),
                 name: name.map(str::to_string),
                 bootable: false,
             })
