@@ -40,12 +40,8 @@ fn is_esp(p: &Partition) -> bool {
 }
 
 fn read_table(disk: &Disk) -> Result<Table> {
-    table::read(&disk.path)?.ok_or_else(|| {
-        ImagingError::Invalid(format!(
-            "disk {} has no partition table",
-            disk.name
-        ))
-    })
+    table::read(&disk.path)?
+        .ok_or_else(|| ImagingError::Invalid(format!("disk {} has no partition table", disk.name)))
 }
 
 fn find_esp(disk: &Disk, t: &Table, uuid: Option<&str>) -> Result<Partition> {
@@ -56,7 +52,10 @@ fn find_esp(disk: &Disk, t: &Table, uuid: Option<&str>) -> Result<Partition> {
                 return Ok((*p).clone());
             }
             let found = util::probe(&disk.path, p.start, p.size)?;
-            if found.get("UUID").is_some_and(|u| u.eq_ignore_ascii_case(wanted)) {
+            if found
+                .get("UUID")
+                .is_some_and(|u| u.eq_ignore_ascii_case(wanted))
+            {
                 return Ok((*p).clone());
             }
         }
@@ -122,8 +121,20 @@ pub fn install_bootloader(
                     esp.number, disk.name
                 )));
             }
-            fat_put(&disk.path, esp.start, "EFI/BOOT", "BOOTX64.EFI", &efi_loader())?;
-            fat_put(&disk.path, esp.start, "EFI/BOOT", "grub.cfg", grub_cfg(root_uuid).as_bytes())?;
+            fat_put(
+                &disk.path,
+                esp.start,
+                "EFI/BOOT",
+                "BOOTX64.EFI",
+                &efi_loader(),
+            )?;
+            fat_put(
+                &disk.path,
+                esp.start,
+                "EFI/BOOT",
+                "grub.cfg",
+                grub_cfg(root_uuid).as_bytes(),
+            )?;
             Ok(())
         }
         "bios" => {
@@ -156,6 +167,37 @@ pub fn install_bootloader(
     }
 }
 
+/// The partition holding the root filesystem our boot code names
+/// (`root=<uuid>`), if any.
+fn root_partition(disk: &Disk, t: &Table, mbr: &[u8]) -> Result<Option<u32>> {
+    if !mbr.starts_with(BOOT_CODE_MAGIC) {
+        return Ok(None);
+    }
+    let code = &mbr[BOOT_CODE_MAGIC.len()..440];
+    let text = String::from_utf8_lossy(code);
+    let Some(uuid) = text
+        .trim_end_matches('\0')
+        .trim()
+        .strip_prefix("root=")
+        .map(|u| u.trim_end_matches('\0').to_string())
+    else {
+        return Ok(None);
+    };
+    for p in &t.partitions {
+        if p.uuid.eq_ignore_ascii_case(&uuid) {
+            return Ok(Some(p.number));
+        }
+        let found = util::probe(&disk.path, p.start, p.size)?;
+        if found
+            .get("UUID")
+            .is_some_and(|u| u.eq_ignore_ascii_case(&uuid))
+        {
+            return Ok(Some(p.number));
+        }
+    }
+    Ok(None)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootInfo {
     pub boot_mode: String,
@@ -186,7 +228,10 @@ pub fn boot_check(disk: &Disk, boot_mode: &str) -> Result<BootInfo> {
             }
             for p in &esps {
                 if fat_has(&disk.path, p.start, "EFI/BOOT/BOOTX64.EFI") {
-                    return Ok(BootInfo { boot_mode: "uefi".into(), partition: p.number });
+                    return Ok(BootInfo {
+                        boot_mode: "uefi".into(),
+                        partition: p.number,
+                    });
                 }
             }
             Err(ImagingError::Invalid(format!(
@@ -224,22 +269,23 @@ pub fn boot_check(disk: &Disk, boot_mode: &str) -> Result<BootInfo> {
                             disk.name
                         )));
                     }
-                    t.partitions
-                        .iter()
-                        .filter(|p| !p.kind.eq_ignore_ascii_case(table::GPT_BIOS_BOOT) && !is_esp(p))
-                        .map(|p| p.number)
-                        .next_back()
-                        .unwrap_or(bb.number)
+                    root_partition(disk, &t, &mbr)?.unwrap_or(bb.number)
                 }
-                Label::Msdos => t
-                    .partitions
-                    .iter()
-                    .find(|p| p.bootable)
-                    .or_else(|| t.partitions.first())
-                    .map(|p| p.number)
-                    .unwrap_or(1),
+                Label::Msdos => match root_partition(disk, &t, &mbr)? {
+                    Some(n) => n,
+                    None => t
+                        .partitions
+                        .iter()
+                        .find(|p| p.bootable)
+                        .or_else(|| t.partitions.first())
+                        .map(|p| p.number)
+                        .unwrap_or(1),
+                },
             };
-            Ok(BootInfo { boot_mode: "bios".into(), partition })
+            Ok(BootInfo {
+                boot_mode: "bios".into(),
+                partition,
+            })
         }
         other => Err(ImagingError::Invalid(format!(
             "boot_mode {other:?} is not supported (uefi, bios)"

@@ -19,7 +19,9 @@ const PARTITION_TAIL: u64 = 64 << 10;
 /// its size; untouched areas are not written (sparse files stay sparse).
 pub fn erase_metadata(disk: &Disk) -> Result<()> {
     let size = std::fs::metadata(&disk.path)
-        .map_err(|e| ImagingError::Io(format!("disk {} ({}): {e}", disk.name, disk.path.display())))?
+        .map_err(|e| {
+            ImagingError::Io(format!("disk {} ({}): {e}", disk.name, disk.path.display()))
+        })?
         .len();
     // A damaged table is erased anyway.
     let partitions = match table::read(&disk.path) {

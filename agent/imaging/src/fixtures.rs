@@ -57,12 +57,15 @@ pub fn write_tree(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
     for (rel, content) in files {
         let rel = rel.trim_start_matches('/');
         if rel.split('/').any(|c| c == "..") {
-            return Err(ImagingError::Invalid(format!("file path {rel:?} leaves the tree")));
+            return Err(ImagingError::Invalid(format!(
+                "file path {rel:?} leaves the tree"
+            )));
         }
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| ImagingError::Io(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ImagingError::Io(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         std::fs::write(&path, content)
             .map_err(|e| ImagingError::Io(format!("cannot write {}: {e}", path.display())))?;
@@ -73,7 +76,13 @@ pub fn write_tree(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
 /// Makes an ext4 filesystem of `size` bytes labelled `label` holding the
 /// tree at `dir`, in `path` at byte `offset` (the file is created or
 /// extended as needed, never truncated). Returns the filesystem UUID.
-pub fn ext4_from_dir(path: &Path, offset: u64, size: u64, dir: &Path, label: &str) -> Result<String> {
+pub fn ext4_from_dir(
+    path: &Path,
+    offset: u64,
+    size: u64,
+    dir: &Path,
+    label: &str,
+) -> Result<String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -142,7 +151,11 @@ pub struct WholeDiskImage {
 /// (FAT, holding `EFI/BOOT/BOOTX64.EFI` and `grub.cfg`) and an ext4 root
 /// holding `files` over the rest; boot code in the MBR, so it boots in
 /// both UEFI and BIOS mode.
-pub fn whole_disk_image(path: &Path, size: u64, files: &BTreeMap<String, Vec<u8>>) -> Result<WholeDiskImage> {
+pub fn whole_disk_image(
+    path: &Path,
+    size: u64,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<WholeDiskImage> {
     if size < 48 * MIB {
         return Err(ImagingError::TooSmall(format!(
             "a whole-disk image needs at least 48 MiB, not {size} bytes"
@@ -174,7 +187,13 @@ pub fn whole_disk_image(path: &Path, size: u64, files: &BTreeMap<String, Vec<u8>
         partitions: vec![
             part(1, MIB, MIB, table::GPT_BIOS_BOOT, "bios-boot"),
             part(2, 2 * MIB, 32 * MIB, table::GPT_ESP, "efi-part"),
-            part(3, root_start, (hi - root_start) / 4096 * 4096, table::GPT_LINUX, "root"),
+            part(
+                3,
+                root_start,
+                (hi - root_start) / 4096 * 4096,
+                table::GPT_LINUX,
+                "root",
+            ),
         ],
     };
     let written = table::write(path, &wanted)?;
@@ -215,7 +234,15 @@ pub fn whole_disk_image(path: &Path, size: u64, files: &BTreeMap<String, Vec<u8>
 pub fn to_qcow2(raw: &Path, qcow2: &Path) -> Result<()> {
     util::run(
         "qemu-img",
-        &["convert", "-f", "raw", "-O", "qcow2", &raw.to_string_lossy(), &qcow2.to_string_lossy()],
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &raw.to_string_lossy(),
+            &qcow2.to_string_lossy(),
+        ],
     )?;
     Ok(())
 }
@@ -259,6 +286,8 @@ pub fn gzip_base64(content: &[u8]) -> Result<String> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(content)
         .map_err(|e| ImagingError::Io(format!("gzip: {e}")))?;
-    let raw = gz.finish().map_err(|e| ImagingError::Io(format!("gzip: {e}")))?;
+    let raw = gz
+        .finish()
+        .map_err(|e| ImagingError::Io(format!("gzip: {e}")))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(raw))
 }

@@ -320,7 +320,7 @@ pub fn matches(disk: &Disk, hint: &Hint) -> bool {
         "s>" => value.as_str() > v,
         "s>=" => value.as_str() >= v,
         "<in>" => value.contains(v),
-        "<or>" => hint.values.iter().any(|w| *w == value),
+        "<or>" => hint.values.contains(&value),
         "<all-in>" => hint.values.iter().all(|w| value.contains(w.as_str())),
         _ => false,
     }
@@ -368,6 +368,7 @@ pub fn select_root_device<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -391,7 +392,12 @@ mod tests {
     }
 
     fn disks() -> Vec<Disk> {
-        vec![disk("/dev/sda", 100), disk("/dev/sdb", 20), disk("/dev/sdc", 2), disk("/dev/sdd", 50)]
+        vec![
+            disk("/dev/sda", 100),
+            disk("/dev/sdb", 20),
+            disk("/dev/sdc", 2),
+            disk("/dev/sdd", 50),
+        ]
     }
 
     fn pick(h: serde_json::Value) -> Result<String> {
@@ -402,52 +408,157 @@ mod tests {
     #[test]
     fn without_hints_smallest_of_at_least_4_gib() {
         let d = disks();
-        assert_eq!(select_root_device(&d, None).map(|d| d.name.as_str()).ok(), Some("/dev/sdb"));
-        assert_eq!(select_root_device(&d, Some(&json!({}))).map(|d| d.name.as_str()).ok(), Some("/dev/sdb"));
+        assert_eq!(
+            select_root_device(&d, None).map(|d| d.name.as_str()).ok(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            select_root_device(&d, Some(&json!({})))
+                .map(|d| d.name.as_str())
+                .ok(),
+            Some("/dev/sdb")
+        );
         let small = vec![disk("/dev/sdc", 2)];
         let err = select_root_device(&small, None).err();
-        assert!(matches!(err, Some(ImagingError::NoDisk(ref m)) if m.contains("smaller than 4294967296")), "{err:?}");
+        assert!(
+            matches!(err, Some(ImagingError::NoDisk(ref m)) if m.contains("smaller than 4294967296")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn size_operators() {
         assert_eq!(pick(json!({"size": 50})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"size": "50"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"size": "== 20"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"size": "!= 100"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"size": ">= 50"})).ok().as_deref(), Some("/dev/sda"));
-        assert_eq!(pick(json!({"size": "> 60"})).ok().as_deref(), Some("/dev/sda"));
-        assert_eq!(pick(json!({"size": "<= 20"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"size": "< 20"})).ok().as_deref(), Some("/dev/sdc"));
-        assert_eq!(pick(json!({"size": "<in> 5"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"size": "<or> 7 <or> 2"})).ok().as_deref(), Some("/dev/sdc"));
-        assert!(matches!(pick(json!({"size": 42})), Err(ImagingError::NoDisk(_))));
+        assert_eq!(
+            pick(json!({"size": "50"})).ok().as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"size": "== 20"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"size": "!= 100"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"size": ">= 50"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert_eq!(
+            pick(json!({"size": "> 60"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert_eq!(
+            pick(json!({"size": "<= 20"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"size": "< 20"})).ok().as_deref(),
+            Some("/dev/sdc")
+        );
+        assert_eq!(
+            pick(json!({"size": "<in> 5"})).ok().as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"size": "<or> 7 <or> 2"})).ok().as_deref(),
+            Some("/dev/sdc")
+        );
+        assert!(matches!(
+            pick(json!({"size": 42})),
+            Err(ImagingError::NoDisk(_))
+        ));
     }
 
     #[test]
     fn string_operators() {
-        assert_eq!(pick(json!({"serial": "ser-/dev/sdd"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"serial": "s== SER-/dev/sdb"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"serial": "s!= ser-/dev/sda"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"serial": "s> ser-/dev/sdc"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"serial": "s>= ser-/dev/sdc"})).ok().as_deref(), Some("/dev/sdc"));
-        assert_eq!(pick(json!({"serial": "s< ser-/dev/sdb"})).ok().as_deref(), Some("/dev/sda"));
-        assert_eq!(pick(json!({"serial": "s<= ser-/dev/sdb", "size": "< 50"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"by_path": "<in> 1f.2-/dev/sdc"})).ok().as_deref(), Some("/dev/sdc"));
-        assert_eq!(pick(json!({"serial": "<or> nope <or> SER-/dev/sdd"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"model": "samsung ssd 860", "size": 20})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"model": "<in> SSD 8"})).ok().as_deref(), Some("/dev/sda"));
-        assert!(matches!(pick(json!({"model": "s== other"})), Err(ImagingError::NoDisk(_))));
+        assert_eq!(
+            pick(json!({"serial": "ser-/dev/sdd"})).ok().as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s== SER-/dev/sdb"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s!= ser-/dev/sda"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s> ser-/dev/sdc"})).ok().as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s>= ser-/dev/sdc"})).ok().as_deref(),
+            Some("/dev/sdc")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s< ser-/dev/sdb"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert_eq!(
+            pick(json!({"serial": "s<= ser-/dev/sdb", "size": "< 50"}))
+                .ok()
+                .as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"by_path": "<in> 1f.2-/dev/sdc"}))
+                .ok()
+                .as_deref(),
+            Some("/dev/sdc")
+        );
+        assert_eq!(
+            pick(json!({"serial": "<or> nope <or> SER-/dev/sdd"}))
+                .ok()
+                .as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"model": "samsung ssd 860", "size": 20}))
+                .ok()
+                .as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"model": "<in> SSD 8"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert!(matches!(
+            pick(json!({"model": "s== other"})),
+            Err(ImagingError::NoDisk(_))
+        ));
     }
 
     #[test]
     fn name_with_or_without_dev_and_bool() {
-        assert_eq!(pick(json!({"name": "sdd"})).ok().as_deref(), Some("/dev/sdd"));
-        assert_eq!(pick(json!({"name": "/dev/sdb"})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"name": "<or> sdx <or> sdc"})).ok().as_deref(), Some("/dev/sdc"));
-        assert_eq!(pick(json!({"rotational": false})).ok().as_deref(), Some("/dev/sdb"));
-        assert_eq!(pick(json!({"rotational": "yes"})).ok().as_deref(), Some("/dev/sda"));
-        assert_eq!(pick(json!({"wwn": "0X5000C500A1B2C3D4", "hctl": "1:0:0:0"})).ok().as_deref(), Some("/dev/sda"));
+        assert_eq!(
+            pick(json!({"name": "sdd"})).ok().as_deref(),
+            Some("/dev/sdd")
+        );
+        assert_eq!(
+            pick(json!({"name": "/dev/sdb"})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"name": "<or> sdx <or> sdc"})).ok().as_deref(),
+            Some("/dev/sdc")
+        );
+        assert_eq!(
+            pick(json!({"rotational": false})).ok().as_deref(),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            pick(json!({"rotational": "yes"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert_eq!(
+            pick(json!({"wwn": "0X5000C500A1B2C3D4", "hctl": "1:0:0:0"}))
+                .ok()
+                .as_deref(),
+            Some("/dev/sda")
+        );
     }
 
     #[test]
@@ -456,7 +567,12 @@ mod tests {
         d[0].serial = None;
         d[1].serial = Some(String::new());
         let h = json!({"serial": "<in> ser"});
-        assert_eq!(select_root_device(&d, Some(&h)).map(|d| d.name.as_str()).ok(), Some("/dev/sdc"));
+        assert_eq!(
+            select_root_device(&d, Some(&h))
+                .map(|d| d.name.as_str())
+                .ok(),
+            Some("/dev/sdc")
+        );
     }
 
     #[test]
@@ -480,9 +596,14 @@ mod tests {
 
     #[test]
     fn values_are_quoted_and_lowercased() {
-        let parsed = parse_hints(&json!({"model": "<or> Foo Bar <or> baz"})).ok().flatten();
+        let parsed = parse_hints(&json!({"model": "<or> Foo Bar <or> baz"}))
+            .ok()
+            .flatten();
         let h = parsed.as_ref().and_then(|p| p.first());
-        assert_eq!(h.map(|h| h.values.clone()), Some(vec!["foo%20bar".to_string(), "baz".to_string()]));
+        assert_eq!(
+            h.map(|h| h.values.clone()),
+            Some(vec!["foo%20bar".to_string(), "baz".to_string()])
+        );
         let mut d = disk("/dev/sda", 10);
         d.model = "FOO BAR".into();
         assert!(h.is_some_and(|h| matches(&d, h)));

@@ -88,11 +88,13 @@ const MIB: u64 = 1 << 20;
 /// Bytes looked at to recognise an image format.
 const HEAD: usize = 64 * 1024;
 /// Bytes handed to the writer thread at once.
-const BATCH: usize = 8 << 20;
+const BATCH: usize = 1 << 20;
 
 /// The image formats [`detect_format`] recognises.
 pub fn detect_format(head: &[u8]) -> &'static str {
-    let at = |off: usize, magic: &[u8]| head.len() >= off + magic.len() && &head[off..off + magic.len()] == magic;
+    let at = |off: usize, magic: &[u8]| {
+        head.len() >= off + magic.len() && &head[off..off + magic.len()] == magic
+    };
     if at(0, b"QFI\xfb") {
         "qcow2"
     } else if at(0, b"QFI\x00") {
@@ -292,7 +294,7 @@ async fn fetch_one(url: &str, algo: &'static str, target: &Target) -> Result<Fet
             (SparseWriter::create(&tmp)?, Some(tmp))
         }
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(3);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
     let worker = tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
         let mut writer = writer;
         let mut hasher = Hasher::new(algo);
@@ -311,7 +313,8 @@ async fn fetch_one(url: &str, algo: &'static str, target: &Target) -> Result<Fet
                 Ok(Some(c)) => {
                     batch.extend_from_slice(&c);
                     if batch.len() >= BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH + (1 << 20)));
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(BATCH + (256 << 10)));
                         if tx.send(full).await.is_err() {
                             break;
                         }
@@ -359,7 +362,11 @@ async fn fetch(urls: &[String], algo: &'static str, target: &Target) -> Result<F
     }
     Err(ImagingError::Download(format!(
         "image download failed from every URL: {}",
-        if errors.is_empty() { "no URLs given".to_string() } else { errors.join("; ") }
+        if errors.is_empty() {
+            "no URLs given".to_string()
+        } else {
+            errors.join("; ")
+        }
     )))
 }
 
@@ -375,12 +382,14 @@ fn qcow2_virtual_size(path: &Path) -> Result<u64> {
     let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     if be64(8) != 0 {
         return Err(ImagingError::Invalid(
-            "the qcow2 image refers to a backing file, which is refused for security reasons".into(),
+            "the qcow2 image refers to a backing file, which is refused for security reasons"
+                .into(),
         ));
     }
     if version >= 3 && h.len() >= 80 && be64(72) & 0b100 != 0 {
         return Err(ImagingError::Invalid(
-            "the qcow2 image uses an external data file, which is refused for security reasons".into(),
+            "the qcow2 image uses an external data file, which is refused for security reasons"
+                .into(),
         ));
     }
     Ok(be64(24))
@@ -407,7 +416,15 @@ fn convert_qcow2(staged: &Path, disk: &Path, offset: u64, limit: u64) -> Result<
     let src = staged.to_string_lossy();
     util::run(
         "qemu-img",
-        &["convert", "-n", "-f", "qcow2", &src, "--target-image-opts", &target],
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "qcow2",
+            &src,
+            "--target-image-opts",
+            &target,
+        ],
     )?;
     Ok(virtual_size)
 }
@@ -436,7 +453,11 @@ async fn configdrive_bytes(configdrive: &str) -> Result<Vec<u8>> {
     } else {
         trimmed.as_bytes().to_vec()
     };
-    let compact: Vec<u8> = data.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = data
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     use base64::Engine;
     let decoded = match base64::engine::general_purpose::STANDARD.decode(&compact) {
         Ok(d) => d,
@@ -470,7 +491,12 @@ struct Planned {
 }
 
 /// The partition table for a partition image, in upstream's order.
-fn plan_partitions(disk: &Disk, info: &ImageInfo, boot_mode: &str, configdrive: bool) -> Result<Table> {
+fn plan_partitions(
+    disk: &Disk,
+    info: &ImageInfo,
+    boot_mode: &str,
+    configdrive: bool,
+) -> Result<Table> {
     let label = match info.disk_label.as_deref().map(str::to_lowercase).as_deref() {
         _ if boot_mode == "uefi" => Label::Gpt,
         Some("gpt") => Label::Gpt,
@@ -483,20 +509,56 @@ fn plan_partitions(disk: &Disk, info: &ImageInfo, boot_mode: &str, configdrive: 
     };
     let mut plan = Vec::new();
     if boot_mode == "uefi" {
-        plan.push(Planned { role: "efi", size: ESP_MB * MIB, gpt_kind: table::GPT_ESP, mbr_kind: "ef", name: "efi-part" });
+        plan.push(Planned {
+            role: "efi",
+            size: ESP_MB * MIB,
+            gpt_kind: table::GPT_ESP,
+            mbr_kind: "ef",
+            name: "efi-part",
+        });
     } else if label == Label::Gpt {
-        plan.push(Planned { role: "bios_boot", size: BIOS_BOOT_MB * MIB, gpt_kind: table::GPT_BIOS_BOOT, mbr_kind: "ef", name: "bios-boot" });
+        plan.push(Planned {
+            role: "bios_boot",
+            size: BIOS_BOOT_MB * MIB,
+            gpt_kind: table::GPT_BIOS_BOOT,
+            mbr_kind: "ef",
+            name: "bios-boot",
+        });
     }
     if let Some(mb) = info.ephemeral_mb.filter(|m| *m > 0) {
-        plan.push(Planned { role: "ephemeral", size: mb * MIB, gpt_kind: table::GPT_LINUX, mbr_kind: "83", name: "ephemeral0" });
+        plan.push(Planned {
+            role: "ephemeral",
+            size: mb * MIB,
+            gpt_kind: table::GPT_LINUX,
+            mbr_kind: "83",
+            name: "ephemeral0",
+        });
     }
     if let Some(mb) = info.swap_mb.filter(|m| *m > 0) {
-        plan.push(Planned { role: "swap", size: mb * MIB, gpt_kind: table::GPT_SWAP, mbr_kind: "82", name: "swap1" });
+        plan.push(Planned {
+            role: "swap",
+            size: mb * MIB,
+            gpt_kind: table::GPT_SWAP,
+            mbr_kind: "82",
+            name: "swap1",
+        });
     }
     if configdrive {
-        plan.push(Planned { role: "configdrive", size: CONFIGDRIVE_MB * MIB, gpt_kind: table::GPT_LINUX, mbr_kind: "83", name: "config-2" });
+        plan.push(Planned {
+            role: "configdrive",
+            size: CONFIGDRIVE_MB * MIB,
+            gpt_kind: table::GPT_LINUX,
+            mbr_kind: "83",
+            name: "config-2",
+        });
     }
-    plan.push(Planned { role: "root", size: info.root_mb.unwrap_or(0) * MIB, gpt_kind: table::GPT_LINUX, mbr_kind: "83", name: "root" });
+    plan.push(Planned {
+        role: "root",
+        size: info.root_mb.unwrap_or(0) * MIB,
+        gpt_kind: table::GPT_LINUX,
+        mbr_kind: "83",
+        name: "root",
+    });
     if label == Label::Msdos && plan.len() > 4 {
         return Err(ImagingError::Invalid(format!(
             "{} partitions do not fit an msdos label without logical partitions; use disk_label gpt",
@@ -507,14 +569,21 @@ fn plan_partitions(disk: &Disk, info: &ImageInfo, boot_mode: &str, configdrive: 
     let mut cursor = lo.div_ceil(ALIGN) * ALIGN;
     let mut partitions = Vec::new();
     for (i, p) in plan.iter().enumerate() {
-        let size = if p.size == 0 { hi.saturating_sub(cursor) / table::SECTOR * table::SECTOR } else { p.size };
+        let size = if p.size == 0 {
+            hi.saturating_sub(cursor) / table::SECTOR * table::SECTOR
+        } else {
+            p.size
+        };
         if size < MIB || cursor + size > hi {
             let wanted: u64 = plan.iter().map(|p| p.size).sum::<u64>() + lo;
             return Err(ImagingError::TooSmall(format!(
                 "disk {} ({} MiB) is too small for the requested partitions ({}: at least {} MiB)",
                 disk.name,
                 disk.size / MIB,
-                plan.iter().map(|p| format!("{} {} MiB", p.role, p.size / MIB)).collect::<Vec<_>>().join(", "),
+                plan.iter()
+                    .map(|p| format!("{} {} MiB", p.role, p.size / MIB))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 wanted / MIB + 1
             )));
         }
@@ -522,17 +591,30 @@ fn plan_partitions(disk: &Disk, info: &ImageInfo, boot_mode: &str, configdrive: 
             number: i as u32 + 1,
             start: cursor,
             size,
-            kind: if label == Label::Gpt { p.gpt_kind.to_string() } else { p.mbr_kind.to_string() },
+            kind: if label == Label::Gpt {
+                p.gpt_kind.to_string()
+            } else {
+                p.mbr_kind.to_string()
+            },
             uuid: String::new(),
             name: Some(p.name.to_string()),
             bootable: label == Label::Msdos && p.role == "root" && boot_mode != "uefi",
         });
         cursor = (cursor + size).div_ceil(ALIGN) * ALIGN;
     }
-    Ok(Table { label, id: String::new(), partitions })
+    Ok(Table {
+        label,
+        id: String::new(),
+        partitions,
+    })
 }
 
-fn roles_of(table: &Table, info: &ImageInfo, boot_mode: &str, configdrive: bool) -> Vec<(&'static str, Partition)> {
+fn roles_of(
+    table: &Table,
+    info: &ImageInfo,
+    boot_mode: &str,
+    configdrive: bool,
+) -> Vec<(&'static str, Partition)> {
     let mut roles = Vec::new();
     if boot_mode == "uefi" {
         roles.push("efi");
@@ -549,21 +631,52 @@ fn roles_of(table: &Table, info: &ImageInfo, boot_mode: &str, configdrive: bool)
         roles.push("configdrive");
     }
     roles.push("root");
-    roles.into_iter().zip(table.partitions.iter().cloned()).collect()
+    roles
+        .into_iter()
+        .zip(table.partitions.iter().cloned())
+        .collect()
 }
 
 /// Makes a filesystem of `kind` labelled `label` in `part` of `disk`.
-pub fn make_filesystem(disk: &Path, part: &Partition, kind: &str, label: &str, work_dir: &Path) -> Result<()> {
+pub fn make_filesystem(
+    disk: &Path,
+    part: &Partition,
+    kind: &str,
+    label: &str,
+    work_dir: &Path,
+) -> Result<()> {
     let path = disk.to_string_lossy();
     let kib = format!("{}", part.size / 1024);
     match kind {
         "ext2" | "ext3" | "ext4" => {
             let offset = format!("offset={}", part.start);
-            util::run(&format!("mkfs.{kind}"), &["-F", "-q", "-L", label, "-E", &offset, &path, &format!("{kib}k")])?;
+            util::run(
+                &format!("mkfs.{kind}"),
+                &[
+                    "-F",
+                    "-q",
+                    "-L",
+                    label,
+                    "-E",
+                    &offset,
+                    &path,
+                    &format!("{kib}k"),
+                ],
+            )?;
         }
         "vfat" | "fat32" => {
             let sectors = format!("{}", part.start / 512);
-            util::run("mkfs.vfat", &["-n", label, "--offset", &sectors, &path, &kib])?;
+            // Decide the FAT size from the partition, not from the whole
+            // disk mkfs.vfat would look at: FAT32 (as UEFI prefers) when
+            // there are enough clusters for it, else FAT16.
+            let fat: &[&str] = if part.size >= 64 << 20 {
+                &["-F", "32", "-s", "1"]
+            } else {
+                &["-F", "16"]
+            };
+            let mut args: Vec<&str> = fat.to_vec();
+            args.extend_from_slice(&["-n", label, "--offset", &sectors, &path, &kib]);
+            util::run("mkfs.vfat", &args)?;
         }
         "swap" => {
             // mkswap cannot write at an offset: build the header in a
@@ -571,7 +684,12 @@ pub fn make_filesystem(disk: &Path, part: &Partition, kind: &str, label: &str, w
             let tmp = tempfile::Builder::new()
                 .prefix("swap-")
                 .tempfile_in(work_dir)
-                .map_err(|e| ImagingError::Io(format!("cannot create a scratch file in {}: {e}", work_dir.display())))?
+                .map_err(|e| {
+                    ImagingError::Io(format!(
+                        "cannot create a scratch file in {}: {e}",
+                        work_dir.display()
+                    ))
+                })?
                 .into_temp_path();
             std::fs::File::options()
                 .write(true)
@@ -594,7 +712,10 @@ pub fn make_filesystem(disk: &Path, part: &Partition, kind: &str, label: &str, w
 /// partition UUID when there is no filesystem.
 fn reported_uuid(disk: &Path, part: &Partition) -> Result<String> {
     let found = util::probe(disk, part.start, part.size)?;
-    Ok(found.get("UUID").cloned().unwrap_or_else(|| part.uuid.clone()))
+    Ok(found
+        .get("UUID")
+        .cloned()
+        .unwrap_or_else(|| part.uuid.clone()))
 }
 
 fn check_declared_format(info: &ImageInfo, detected: &str) -> Result<()> {
@@ -630,7 +751,10 @@ pub async fn write_image(
     options: &WriteOptions,
 ) -> Result<WriteOutcome> {
     if info.urls.is_empty() {
-        return Err(ImagingError::Invalid(format!("image {}: image_info has no urls", info.id)));
+        return Err(ImagingError::Invalid(format!(
+            "image {}: image_info has no urls",
+            info.id
+        )));
     }
     let partition_image = match info.image_type.as_deref() {
         None | Some("whole-disk") | Some("whole_disk") => false,
@@ -644,16 +768,23 @@ pub async fn write_image(
     };
     let boot_mode = info.boot_mode.as_deref().unwrap_or("uefi").to_lowercase();
     if boot_mode != "uefi" && boot_mode != "bios" {
-        return Err(ImagingError::Invalid(format!("boot_mode {boot_mode:?} is not supported (uefi, bios)")));
+        return Err(ImagingError::Invalid(format!(
+            "boot_mode {boot_mode:?} is not supported (uefi, bios)"
+        )));
     }
     if let Some(declared) = info.disk_format.as_deref() {
         check_declared_format(info, &declared.to_lowercase())?;
     }
     let expected = expected_checksum(info, options)?;
     let actual_size = std::fs::metadata(&disk.path)
-        .map_err(|e| ImagingError::Io(format!("disk {} ({}): {e}", disk.name, disk.path.display())))?
+        .map_err(|e| {
+            ImagingError::Io(format!("disk {} ({}): {e}", disk.name, disk.path.display()))
+        })?
         .len();
-    let disk = &Disk { size: actual_size, ..disk.clone() };
+    let disk = &Disk {
+        size: actual_size,
+        ..disk.clone()
+    };
     let drive = match configdrive {
         Some(cd) if !cd.trim().is_empty() => {
             let bytes = configdrive_bytes(cd).await?;
@@ -667,8 +798,9 @@ pub async fn write_image(
         }
         _ => None,
     };
-    std::fs::create_dir_all(&options.work_dir)
-        .map_err(|e| ImagingError::Io(format!("cannot create {}: {e}", options.work_dir.display())))?;
+    std::fs::create_dir_all(&options.work_dir).map_err(|e| {
+        ImagingError::Io(format!("cannot create {}: {e}", options.work_dir.display()))
+    })?;
     let stream = info.stream_raw_images.unwrap_or(true);
     let mut outcome = WriteOutcome::default();
 
@@ -739,7 +871,9 @@ pub async fn write_image(
 
     if partition_image {
         for (role, part) in &roles {
-            outcome.partitions.insert(role.to_string(), part.uuid.clone());
+            outcome
+                .partitions
+                .insert(role.to_string(), part.uuid.clone());
             match *role {
                 "root" => outcome.root_uuid = Some(reported_uuid(&disk.path, part)?),
                 "efi" => outcome.efi_system_partition_uuid = Some(reported_uuid(&disk.path, part)?),
@@ -748,7 +882,10 @@ pub async fn write_image(
             }
         }
     } else if let Some(bytes) = &drive {
-        if let Some(Table { label: Label::Gpt, .. }) = table::read(&disk.path)? {
+        if let Some(Table {
+            label: Label::Gpt, ..
+        }) = table::read(&disk.path)?
+        {
             table::relocate_backup_gpt(&disk.path)?;
         }
         let part = table::append_partition(
@@ -759,7 +896,9 @@ pub async fn write_image(
             Some("config-2"),
         )?;
         util::write_at(&disk.path, part.start, bytes)?;
-        outcome.partitions.insert("configdrive".into(), part.uuid.clone());
+        outcome
+            .partitions
+            .insert("configdrive".into(), part.uuid.clone());
         outcome.configdrive_uuid = Some(part.uuid);
     }
     outcome.write_seconds = started.elapsed().as_secs_f64();
@@ -767,11 +906,15 @@ pub async fn write_image(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn opts(allow_md5: bool) -> WriteOptions {
-        WriteOptions { allow_md5, work_dir: PathBuf::from("/tmp") }
+        WriteOptions {
+            allow_md5,
+            work_dir: PathBuf::from("/tmp"),
+        }
     }
 
     #[test]
@@ -784,31 +927,63 @@ mod tests {
         assert_eq!(detect_format(&iso), "iso");
         iso[510] = 0x55;
         iso[511] = 0xAA;
-        assert_eq!(detect_format(&iso), "raw", "a hybrid ISO with an MBR is a disk image");
+        assert_eq!(
+            detect_format(&iso),
+            "raw",
+            "a hybrid ISO with an MBR is a disk image"
+        );
         assert_eq!(detect_format(&[0u8; 100]), "raw");
     }
 
     #[test]
     fn checksum_selection() {
-        let mut info = ImageInfo { id: "img".into(), ..Default::default() };
-        assert!(matches!(expected_checksum(&info, &opts(true)), Err(ImagingError::Invalid(_))));
+        let mut info = ImageInfo {
+            id: "img".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            expected_checksum(&info, &opts(true)),
+            Err(ImagingError::Invalid(_))
+        ));
         info.checksum = Some("d41d8cd98f00b204e9800998ecf8427e".into());
-        assert!(matches!(expected_checksum(&info, &opts(false)), Err(ImagingError::Invalid(m)) if m.contains("md5")));
-        assert_eq!(expected_checksum(&info, &opts(true)).ok().map(|e| e.algo), Some("md5"));
+        assert!(
+            matches!(expected_checksum(&info, &opts(false)), Err(ImagingError::Invalid(m)) if m.contains("md5"))
+        );
+        assert_eq!(
+            expected_checksum(&info, &opts(true)).ok().map(|e| e.algo),
+            Some("md5")
+        );
         info.os_hash_algo = Some("SHA512".into());
         info.os_hash_value = Some("AB".repeat(64));
         let e = expected_checksum(&info, &opts(false)).ok();
-        assert_eq!(e, Some(Expected { algo: "sha512", value: "ab".repeat(64) }));
+        assert_eq!(
+            e,
+            Some(Expected {
+                algo: "sha512",
+                value: "ab".repeat(64)
+            })
+        );
         info.os_hash_algo = Some("crc32".into());
-        assert!(matches!(expected_checksum(&info, &opts(true)), Err(ImagingError::Invalid(_))));
+        assert!(matches!(
+            expected_checksum(&info, &opts(true)),
+            Err(ImagingError::Invalid(_))
+        ));
     }
 
     #[test]
     fn declared_format_must_match_content() {
-        let info = ImageInfo { id: "img".into(), disk_format: Some("raw".into()), ..Default::default() };
+        let info = ImageInfo {
+            id: "img".into(),
+            disk_format: Some("raw".into()),
+            ..Default::default()
+        };
         assert!(check_declared_format(&info, "raw").is_ok());
-        assert!(matches!(check_declared_format(&info, "qcow2"), Err(ImagingError::Invalid(m)) if m.contains("declares disk_format raw")));
-        assert!(matches!(check_declared_format(&info, "vmdk"), Err(ImagingError::Invalid(m)) if m.contains("vmdk")));
+        assert!(
+            matches!(check_declared_format(&info, "qcow2"), Err(ImagingError::Invalid(m)) if m.contains("declares disk_format raw"))
+        );
+        assert!(
+            matches!(check_declared_format(&info, "vmdk"), Err(ImagingError::Invalid(m)) if m.contains("vmdk"))
+        );
     }
 
     #[tokio::test]
@@ -819,8 +994,13 @@ mod tests {
         gz.write_all(b"ISO bytes").unwrap();
         let encoded = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
         assert_eq!(configdrive_bytes(&encoded).await.unwrap(), b"ISO bytes");
-        assert!(matches!(configdrive_bytes("%%%not").await, Err(ImagingError::Invalid(_))));
+        assert!(matches!(
+            configdrive_bytes("%%%not").await,
+            Err(ImagingError::Invalid(_))
+        ));
         let not_gzip = base64::engine::general_purpose::STANDARD.encode(b"plain");
-        assert!(matches!(configdrive_bytes(&not_gzip).await, Err(ImagingError::Invalid(m)) if m.contains("gzip")));
+        assert!(
+            matches!(configdrive_bytes(&not_gzip).await, Err(ImagingError::Invalid(m)) if m.contains("gzip"))
+        );
     }
 }

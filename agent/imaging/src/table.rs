@@ -216,7 +216,12 @@ fn read_gpt_header(file: &File, path: &Path, lba: u64) -> Result<Option<GptRaw>>
     if entry_size < 128 || count > 4096 {
         return Ok(None);
     }
-    let entries = read_at(file, path, entries_lba * SECTOR, (count * entry_size) as usize)?;
+    let entries = read_at(
+        file,
+        path,
+        entries_lba * SECTOR,
+        (count * entry_size) as usize,
+    )?;
     if crc32fast::hash(&entries) != u32_at(&header, 88) {
         return Ok(None);
     }
@@ -441,7 +446,15 @@ pub fn write(path: &Path, table: &Table) -> Result<Table> {
                 p.bootable = false;
                 let at = (p.number as usize - 1) * GPT_ENTRY_SIZE as usize;
                 let e = &mut entries[at..at + GPT_ENTRY_SIZE as usize];
-                set_gpt_entry(e, kind, unique, p.start / SECTOR, (p.start + p.size) / SECTOR - 1, 0, p.name.as_deref());
+                set_gpt_entry(
+                    e,
+                    kind,
+                    unique,
+                    p.start / SECTOR,
+                    (p.start + p.size) / SECTOR - 1,
+                    0,
+                    p.name.as_deref(),
+                );
             }
             write_at(&file, path, 0, &protective_mbr(sectors, boot_code))?;
             write_gpt(&file, path, sectors, disk_guid, &entries)?;
@@ -579,7 +592,13 @@ fn write_gpt_raw(file: &File, path: &Path, disk_sectors: u64, raw: &GptRaw) -> R
 /// 1 MiB), after relocating a GPT's backup to the disk end. Returns the new
 /// partition. `kind` is a GPT type GUID or MBR type byte (hex) as fits the
 /// label.
-pub fn append_partition(path: &Path, size: u64, kind_gpt: &str, kind_mbr: &str, name: Option<&str>) -> Result<Partition> {
+pub fn append_partition(
+    path: &Path,
+    size: u64,
+    kind_gpt: &str,
+    kind_mbr: &str,
+    name: Option<&str>,
+) -> Result<Partition> {
     let table = read(path)?.ok_or_else(|| {
         ImagingError::Invalid(format!(
             "{} has no partition table to add a partition to",
@@ -629,7 +648,8 @@ pub fn append_partition(path: &Path, size: u64, kind_gpt: &str, kind_mbr: &str, 
             );
             let (file, disk_size) = open_rw(path)?;
             write_gpt_raw(&file, path, disk_size / SECTOR, &raw)?;
-            file.sync_data().map_err(|e| io_err(path, "cannot sync", e))?;
+            file.sync_data()
+                .map_err(|e| io_err(path, "cannot sync", e))?;
             Ok(Partition {
                 number: slot as u32 + 1,
                 start,

@@ -22,9 +22,9 @@ pub fn run_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Str
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().map_err(|e| {
-        ImagingError::Tool(format!("cannot run {program} (is it installed?): {e}"))
-    })?;
+    let out = cmd
+        .output()
+        .map_err(|e| ImagingError::Tool(format!("cannot run {program} (is it installed?): {e}")))?;
     if !out.status.success() {
         return Err(ImagingError::Tool(format!(
             "{program} {} failed ({}): {}",
@@ -70,13 +70,11 @@ const BLOCK: usize = 4096;
 
 fn is_zero(data: &[u8]) -> bool {
     let mut chunks = data.chunks_exact(16);
-    let body = chunks
-        .by_ref()
-        .fold(0u128, |acc, c| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(c);
-            acc | u128::from_ne_bytes(b)
-        });
+    let body = chunks.by_ref().fold(0u128, |acc, c| {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(c);
+        acc | u128::from_ne_bytes(b)
+    });
     body == 0 && chunks.remainder().iter().all(|b| *b == 0)
 }
 
@@ -199,10 +197,21 @@ impl SparseWriter {
                 got += r;
             }
             if !is_zero(&self.scratch[..got]) {
-                self.scratch.iter_mut().for_each(|b| *b = 0);
-                self.file
-                    .write_all_at(&self.scratch[..got], at + done as u64)
-                    .map_err(|e| self.io("write", e))?;
+                // Clear only the 4 KiB blocks that hold something.
+                let zeros = [0u8; BLOCK];
+                for (k, block) in self.scratch[..got].chunks(BLOCK).enumerate() {
+                    if !is_zero(block) {
+                        let pos = at + (done + k * BLOCK) as u64;
+                        self.file
+                            .write_all_at(&zeros[..block.len()], pos)
+                            .map_err(|e| {
+                                ImagingError::Io(format!(
+                                    "cannot write {}: {e}",
+                                    self.path.display()
+                                ))
+                            })?;
+                    }
+                }
             }
             done += n;
         }
@@ -242,7 +251,7 @@ pub fn copy_into(src: &Path, dst: &Path, offset: u64, limit: u64) -> Result<u64>
         )));
     }
     let mut out = SparseWriter::open(dst, offset, limit)?;
-    let mut buf = vec![0u8; 8 << 20];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = input
             .read(&mut buf)
@@ -277,45 +286,6 @@ pub fn read_at(path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    #[test]
-    fn sparse_writer_skips_zeros_and_clears_old_data() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disk");
-        let f = File::create(&path).unwrap();
-        f.set_len(64 << 20).unwrap();
-        // Old data where the new image has zeros.
-        f.write_all_at(&[0xAB; 8192], 4 << 20).unwrap();
-        let mut data = vec![0u8; 16 << 20];
-        data[..4096].fill(1);
-        data[(12 << 20)..(12 << 20) + 10].fill(2);
-        let mut w = SparseWriter::open(&path, 0, 64 << 20).unwrap();
-        w.write(&data).unwrap();
-        assert_eq!(w.finish().unwrap(), 16 << 20);
-        let meta = std::fs::metadata(&path).unwrap();
-        assert_eq!(meta.len(), 64 << 20);
-        // Three touched blocks plus the cleared old data: far below 16 MiB.
-        assert!(meta.blocks() * 512 < (1 << 20), "{} bytes allocated", meta.blocks() * 512);
-        assert_eq!(read_at(&path, 4 << 20, 8192).unwrap(), vec![0u8; 8192]);
-        assert_eq!(read_at(&path, 0, 2).unwrap(), vec![1, 1]);
-        assert_eq!(read_at(&path, 12 << 20, 1).unwrap(), vec![2]);
-    }
-
-    #[test]
-    fn sparse_writer_refuses_beyond_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disk");
-        File::create(&path).unwrap().set_len(1 << 20).unwrap();
-        let mut w = SparseWriter::open(&path, 4096, 8192).unwrap();
-        assert!(w.write(&[1u8; 8192]).is_ok());
-        assert!(matches!(w.write(&[1u8; 1]), Err(ImagingError::TooSmall(_))));
-    }
-}
-
 /// Makes `len` bytes at `offset` of `path` read as zeros, writing only
 /// where something else is stored (holes stay holes).
 pub fn zero(path: &Path, offset: u64, len: u64) -> Result<()> {
@@ -341,4 +311,48 @@ pub fn mtools_image(path: &Path, offset: u64) -> String {
 /// disabled, as needed for filesystems inside disk image files.
 pub fn mtools(program: &str, args: &[&str]) -> Result<String> {
     run_env(program, args, &[("MTOOLS_SKIP_CHECK", "1")])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn sparse_writer_skips_zeros_and_clears_old_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        let f = File::create(&path).unwrap();
+        f.set_len(64 << 20).unwrap();
+        // Old data where the new image has zeros.
+        f.write_all_at(&[0xAB; 8192], 4 << 20).unwrap();
+        let mut data = vec![0u8; 16 << 20];
+        data[..4096].fill(1);
+        data[(12 << 20)..(12 << 20) + 10].fill(2);
+        let mut w = SparseWriter::open(&path, 0, 64 << 20).unwrap();
+        w.write(&data).unwrap();
+        assert_eq!(w.finish().unwrap(), 16 << 20);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 64 << 20);
+        // Three touched blocks plus the cleared old data: far below 16 MiB.
+        assert!(
+            meta.blocks() * 512 < (256 << 10),
+            "{} bytes allocated",
+            meta.blocks() * 512
+        );
+        assert_eq!(read_at(&path, 4 << 20, 8192).unwrap(), vec![0u8; 8192]);
+        assert_eq!(read_at(&path, 0, 2).unwrap(), vec![1, 1]);
+        assert_eq!(read_at(&path, 12 << 20, 1).unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn sparse_writer_refuses_beyond_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        File::create(&path).unwrap().set_len(1 << 20).unwrap();
+        let mut w = SparseWriter::open(&path, 4096, 8192).unwrap();
+        assert!(w.write(&[1u8; 8192]).is_ok());
+        assert!(matches!(w.write(&[1u8; 1]), Err(ImagingError::TooSmall(_))));
+    }
 }
