@@ -445,6 +445,15 @@ mod tests {
             pick(json!({"size": ">= 50"})).ok().as_deref(),
             Some("/dev/sda")
         );
+        // `=` means "at least", as in oslo's specs matcher.
+        assert_eq!(
+            pick(json!({"size": "= 60"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
+        assert_eq!(
+            pick(json!({"size": "= 21"})).ok().as_deref(),
+            Some("/dev/sda")
+        );
         assert_eq!(
             pick(json!({"size": "> 60"})).ok().as_deref(),
             Some("/dev/sda")

@@ -218,6 +218,9 @@ fn client() -> Result<&'static reqwest::Client> {
     }
     let c = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(30))
+        // A server that stops sending for this long fails the attempt (the
+        // next URL is tried); there is no limit on the whole transfer.
+        .read_timeout(std::time::Duration::from_secs(120))
         .build()
         .map_err(|e| ImagingError::Download(format!("cannot build an HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| c))

@@ -2,7 +2,8 @@
 //! hardware description ([`hardware`]), root device hints ([`hints`]),
 //! partition tables ([`table`]), image download/verification/conversion and
 //! writing ([`image`]), bootloader installation and boot checks ([`boot`]),
-//! metadata erasure ([`erase`]).
+//! metadata erasure ([`erase`]); [`fixtures`] builds images and disks for
+//! tests and benchmarks, [`util`] holds the sparse writer and tool runners.
 //!
 //! Disks are regular (sparse) files: every operation takes the backing path
 //! from [`hardware::Disk::path`], so the same code would work on a block

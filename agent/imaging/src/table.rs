@@ -144,6 +144,11 @@ pub fn read(path: &Path) -> Result<Option<Table>> {
             ))),
         };
     }
+    // Boot indicators other than 0x00/0x80 mean these bytes are not a
+    // partition table (e.g. a FAT boot sector on an unpartitioned disk).
+    if (0..4).any(|i| mbr[446 + i * 16] & 0x7F != 0) {
+        return Ok(None);
+    }
     let table = mbr_table(&mbr);
     if table.partitions.is_empty() {
         return Ok(None);

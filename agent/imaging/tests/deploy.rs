@@ -505,3 +505,42 @@ fn no_disk_matches_the_hints() {
         "/dev/sda"
     );
 }
+
+/// Throughput of parallel raw whole-disk deploys (run with --ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn parallel_raw_deploys_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("whole.raw");
+    fixtures::whole_disk_image(&img, 64 * MIB, &fixtures::root_files("bench")).unwrap();
+    // Fill part of the root with incompressible data, as a real image has.
+    let noise: Vec<u8> = (0..(24 * MIB) as usize)
+        .map(|i| (i * 7919 % 251) as u8)
+        .collect();
+    ferrite_imaging::util::write_at(&img, 40 * MIB, &noise).unwrap();
+    let sum = fixtures::file_digest(&img, "sha256").unwrap();
+    let base = common::serve(HashMap::from([(
+        "/w".to_string(),
+        std::fs::read(&img).unwrap(),
+    )]))
+    .await;
+    let n = 16;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..n {
+        let disk = fixtures::sparse_disk(dir.path(), &format!("d{k}"), 256 * MIB).unwrap();
+        let i = info(format!("{base}/w"), sum.clone());
+        let opts = options(dir.path());
+        tasks.push(tokio::spawn(async move {
+            write_image(&disk, &i, None, &opts).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{n} x 64 MiB in {secs:.2}s: {:.0} MB/s",
+        (n * 64) as f64 / secs
+    );
+}
