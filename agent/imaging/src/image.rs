@@ -884,13 +884,19 @@ pub async fn write_image(
                 _ => {}
             }
         }
-    } else if let Some(bytes) = &drive {
-        if let Some(Table {
-            label: Label::Gpt, ..
-        }) = table::read(&disk.path)?
-        {
-            table::relocate_backup_gpt(&disk.path)?;
+    } else {
+        // The image's backup GPT sits where the image ended: move it to the
+        // disk's end, as upstream does with `sgdisk -e`.
+        match table::read(&disk.path) {
+            Ok(Some(Table {
+                label: Label::Gpt, ..
+            })) => table::relocate_backup_gpt(&disk.path)?,
+            Ok(_) => {}
+            Err(e) if drive.is_some() => return Err(e),
+            Err(e) => tracing::warn!("image {}: partition table not fixed up: {e}", info.id),
         }
+    }
+    if let (false, Some(bytes)) = (partition_image, &drive) {
         let part = table::append_partition(
             &disk.path,
             CONFIGDRIVE_MB * MIB,
