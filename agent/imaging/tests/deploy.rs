@@ -285,6 +285,15 @@ async fn raw_whole_disk_image_with_config_drive() {
     );
     assert_eq!(boot_check(&disk, "uefi").unwrap().partition, 2);
     assert_eq!(boot_check(&disk, "bios").unwrap().partition, 3);
+
+    // Without a config drive the backup GPT still moves to the disk end.
+    let disk2 = fixtures::sparse_disk(dir.path(), "sdb", 256 * MIB).unwrap();
+    write_image(&disk2, &i, None, &options(dir.path()))
+        .await
+        .unwrap();
+    let sf = common::sfdisk(&disk2.path);
+    assert_eq!(sf["lastlba"].as_u64().unwrap(), 256 * MIB / 512 - 34);
+    assert_eq!(sf["partitions"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
