@@ -640,6 +640,33 @@ fn roles_of(
         .collect()
 }
 
+/// The disk's current table when it has exactly the `planned` layout
+/// (same partitions, types and boundaries), so that a rebuild keeps the
+/// ephemeral partition and its data (`preserve_ephemeral`).
+fn preserved_table(disk: &Disk, planned: &Table) -> Result<Table> {
+    let refuse = |why: String| {
+        ImagingError::Invalid(format!(
+            "cannot preserve the ephemeral partition of disk {}: {why}",
+            disk.name
+        ))
+    };
+    let current =
+        table::read(&disk.path)?.ok_or_else(|| refuse("the disk has no partition table".into()))?;
+    let shape = |t: &Table| -> Vec<(u32, u64, u64, String)> {
+        t.partitions
+            .iter()
+            .map(|p| (p.number, p.start, p.size, p.kind.to_uppercase()))
+            .collect()
+    };
+    if current.label != planned.label || shape(&current) != shape(planned) {
+        return Err(refuse(format!(
+            "its {:?} table does not have the requested layout",
+            current.label
+        )));
+    }
+    Ok(current)
+}
+
 /// Makes a filesystem of `kind` labelled `label` in `part` of `disk`.
 pub fn make_filesystem(
     disk: &Path,
@@ -811,10 +838,17 @@ pub async fn write_image(
     let mut roles = Vec::new();
     let (offset, limit) = if partition_image {
         let planned = plan_partitions(disk, info, &boot_mode, drive.is_some())?;
-        let written = table::write(&disk.path, &planned)?;
+        let preserve =
+            info.preserve_ephemeral.unwrap_or(false) && info.ephemeral_mb.unwrap_or(0) > 0;
+        let written = if preserve {
+            preserved_table(disk, &planned)?
+        } else {
+            table::write(&disk.path, &planned)?
+        };
         roles = roles_of(&written, info, &boot_mode, drive.is_some());
         for (role, part) in &roles {
             match *role {
+                "ephemeral" if preserve => {}
                 "efi" => make_filesystem(&disk.path, part, "vfat", "efi-part", &options.work_dir)?,
                 "ephemeral" => {
                     let fs = info.ephemeral_format.as_deref().unwrap_or("ext4");

@@ -553,3 +553,48 @@ async fn parallel_raw_deploys_throughput() {
         (n * 64) as f64 / secs
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_preserves_the_ephemeral_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (qcow, sum) = qcow2_partition_image(dir.path(), "eph-host");
+    let base = common::serve(HashMap::from([("/img.qcow2".to_string(), qcow)])).await;
+    let disk = fixtures::sparse_disk(dir.path(), "sda", 512 * MIB).unwrap();
+    let mut i = info(format!("{base}/img.qcow2"), sum);
+    i.image_type = Some("partition".into());
+    i.boot_mode = Some("bios".into());
+    i.ephemeral_mb = Some(32);
+    i.root_mb = Some(64);
+    let first = write_image(&disk, &i, None, &options(dir.path()))
+        .await
+        .unwrap();
+    let eph = table::read(&disk.path).unwrap().unwrap().partitions[0].clone();
+    let eph_fs = common::blkid(&disk.path, eph.start)["UUID"].clone();
+
+    // preserve_ephemeral: same table, same ephemeral filesystem.
+    i.preserve_ephemeral = Some(true);
+    let second = write_image(&disk, &i, None, &options(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(second.partitions, first.partitions);
+    assert_eq!(common::blkid(&disk.path, eph.start)["UUID"], eph_fs);
+
+    // Without it the ephemeral partition is made anew.
+    i.preserve_ephemeral = Some(false);
+    let third = write_image(&disk, &i, None, &options(dir.path()))
+        .await
+        .unwrap();
+    assert_ne!(third.partitions["ephemeral"], first.partitions["ephemeral"]);
+    assert_ne!(common::blkid(&disk.path, eph.start)["UUID"], eph_fs);
+
+    // A different layout cannot preserve it.
+    i.preserve_ephemeral = Some(true);
+    i.ephemeral_mb = Some(48);
+    let err = write_image(&disk, &i, None, &options(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ImagingError::Invalid(ref m) if m.contains("cannot preserve")),
+        "{err}"
+    );
+}
