@@ -247,15 +247,20 @@ pub fn to_qcow2(raw: &Path, qcow2: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Hex digest of `path` with `algo` (`md5`, `sha256`, `sha512`).
+/// Hex digest of `path` with `algo` (`md5`, `sha256`, `sha384`, `sha512`;
+/// anything else is an error).
 pub fn file_digest(path: &Path, algo: &str) -> Result<String> {
     use sha2::Digest;
     use std::io::Read;
+    if !["md5", "sha256", "sha384", "sha512"].contains(&algo) {
+        return Err(ImagingError::Invalid(format!("unknown digest {algo:?}")));
+    }
     let mut f = std::fs::File::open(path)
         .map_err(|e| ImagingError::Io(format!("cannot open {}: {e}", path.display())))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut md5 = md5::Md5::new();
     let mut s256 = sha2::Sha256::new();
+    let mut s384 = sha2::Sha384::new();
     let mut s512 = sha2::Sha512::new();
     loop {
         let n = f
@@ -266,12 +271,14 @@ pub fn file_digest(path: &Path, algo: &str) -> Result<String> {
         }
         match algo {
             "md5" => md5.update(&buf[..n]),
+            "sha384" => s384.update(&buf[..n]),
             "sha512" => s512.update(&buf[..n]),
             _ => s256.update(&buf[..n]),
         }
     }
     let bytes = match algo {
         "md5" => md5.finalize().to_vec(),
+        "sha384" => s384.finalize().to_vec(),
         "sha512" => s512.finalize().to_vec(),
         _ => s256.finalize().to_vec(),
     };

@@ -143,12 +143,13 @@ fn expected_checksum(info: &ImageInfo, options: &WriteOptions) -> Result<Expecte
     if let (Some(algo), Some(value)) = (&info.os_hash_algo, &info.os_hash_value) {
         let algo = match algo.trim().to_lowercase().as_str() {
             "sha256" => "sha256",
+            "sha384" => "sha384",
             "sha512" => "sha512",
             "md5" if options.allow_md5 => "md5",
             "md5" => return Err(md5_refused("os_hash_algo")),
             other => {
                 return Err(ImagingError::Invalid(format!(
-                    "image {}: os_hash_algo {other:?} is not supported (sha256, sha512)",
+                    "image {}: os_hash_algo {other:?} is not supported (sha256, sha384, sha512)",
                     info.id
                 )))
             }
@@ -164,6 +165,7 @@ fn expected_checksum(info: &ImageInfo, options: &WriteOptions) -> Result<Expecte
             32 if options.allow_md5 => "md5",
             32 => return Err(md5_refused("the legacy checksum")),
             64 => "sha256",
+            96 => "sha384",
             128 => "sha512",
             n => {
                 return Err(ImagingError::Invalid(format!(
@@ -183,6 +185,7 @@ fn expected_checksum(info: &ImageInfo, options: &WriteOptions) -> Result<Expecte
 enum Hasher {
     Md5(md5::Md5),
     Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
 }
 
@@ -190,6 +193,7 @@ impl Hasher {
     fn new(algo: &str) -> Hasher {
         match algo {
             "md5" => Hasher::Md5(md5::Md5::new()),
+            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
             "sha512" => Hasher::Sha512(sha2::Sha512::new()),
             _ => Hasher::Sha256(sha2::Sha256::new()),
         }
@@ -198,6 +202,7 @@ impl Hasher {
         match self {
             Hasher::Md5(h) => h.update(data),
             Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
             Hasher::Sha512(h) => h.update(data),
         }
     }
@@ -205,6 +210,7 @@ impl Hasher {
         let bytes: Vec<u8> = match self {
             Hasher::Md5(h) => h.finalize().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
             Hasher::Sha512(h) => h.finalize().to_vec(),
         };
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -640,6 +646,29 @@ fn roles_of(
         .collect()
 }
 
+/// A partition named or labelled `config-2` on `disk`, if any.
+fn existing_configdrive(disk: &Path) -> Result<Option<Partition>> {
+    let Some(t) = table::read(disk)? else {
+        return Ok(None);
+    };
+    for p in &t.partitions {
+        if p.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("config-2"))
+        {
+            return Ok(Some(p.clone()));
+        }
+        let found = util::probe(disk, p.start, p.size)?;
+        if found
+            .get("LABEL")
+            .is_some_and(|l| l.eq_ignore_ascii_case("config-2"))
+        {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// The disk's current table when it has exactly the `planned` layout
 /// (same partitions, types and boundaries), so that a rebuild keeps the
 /// ephemeral partition and its data (`preserve_ephemeral`).
@@ -931,13 +960,26 @@ pub async fn write_image(
         }
     }
     if let (false, Some(bytes)) = (partition_image, &drive) {
-        let part = table::append_partition(
-            &disk.path,
-            CONFIGDRIVE_MB * MIB,
-            table::GPT_LINUX,
-            "83",
-            Some("config-2"),
-        )?;
+        // An image that brings its own config drive partition (GPT name or
+        // filesystem label config-2) gets it overwritten, as upstream does.
+        let part = match existing_configdrive(&disk.path)? {
+            Some(p) if (bytes.len() as u64) <= p.size => p,
+            Some(p) => {
+                return Err(ImagingError::TooSmall(format!(
+                    "the config drive ({} bytes) does not fit the image's config-2 partition {} ({} bytes)",
+                    bytes.len(),
+                    p.number,
+                    p.size
+                )))
+            }
+            None => table::append_partition(
+                &disk.path,
+                CONFIGDRIVE_MB * MIB,
+                table::GPT_LINUX,
+                "83",
+                Some("config-2"),
+            )?,
+        };
         util::write_at(&disk.path, part.start, bytes)?;
         outcome
             .partitions

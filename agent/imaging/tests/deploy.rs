@@ -598,3 +598,49 @@ async fn rebuild_preserves_the_ephemeral_partition() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_disk_image_with_its_own_config_drive_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("cd.raw");
+    fixtures::whole_disk_image(&img, 80 * MIB, &fixtures::root_files("own-cd")).unwrap();
+    // Grow the image and add an 8 MiB config-2 partition of its own.
+    std::fs::File::options()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(96 * MIB)
+        .unwrap();
+    table::relocate_backup_gpt(&img).unwrap();
+    let own =
+        table::append_partition(&img, 8 * MIB, table::GPT_LINUX, "83", Some("config-2")).unwrap();
+    let sum = fixtures::file_digest(&img, "sha384").unwrap();
+    let base = common::serve(HashMap::from([(
+        "/cd.raw".to_string(),
+        std::fs::read(&img).unwrap(),
+    )]))
+    .await;
+    let disk = fixtures::sparse_disk(dir.path(), "sda", 256 * MIB).unwrap();
+    let mut i = info(format!("{base}/cd.raw"), sum);
+    i.os_hash_algo = Some("sha384".into());
+    let drive = b"small drive".to_vec();
+    let out = write_image(
+        &disk,
+        &i,
+        Some(&fixtures::gzip_base64(&drive).unwrap()),
+        &options(dir.path()),
+    )
+    .await
+    .unwrap();
+    let sf = common::sfdisk(&disk.path);
+    assert_eq!(
+        sf["partitions"].as_array().unwrap().len(),
+        4,
+        "no extra partition"
+    );
+    assert_eq!(out.configdrive_uuid.as_deref(), Some(own.uuid.as_str()));
+    assert_eq!(
+        common::read_bytes(&disk.path, own.start, drive.len()),
+        drive
+    );
+}
