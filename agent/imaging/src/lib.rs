@@ -2,7 +2,8 @@
 //! hardware description ([`hardware`]), root device hints ([`hints`]),
 //! partition tables ([`table`]), image download/verification/conversion and
 //! writing ([`image`]), bootloader installation and boot checks ([`boot`]),
-//! metadata erasure ([`erase`]).
+//! metadata erasure ([`erase`]); [`fixtures`] builds images and disks for
+//! tests and benchmarks, [`util`] holds the sparse writer and tool runners.
 //!
 //! Disks are regular (sparse) files: every operation takes the backing path
 //! from [`hardware::Disk::path`], so the same code would work on a block
@@ -10,10 +11,12 @@
 
 pub mod boot;
 pub mod erase;
+pub mod fixtures;
 pub mod hardware;
 pub mod hints;
 pub mod image;
 pub mod table;
+pub mod util;
 
 /// Errors of this crate. `Display` is what ends up in the conductor's
 /// `last_error`, so it must say what went wrong in operator terms.
