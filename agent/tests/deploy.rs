@@ -54,7 +54,6 @@ fn sha256(dir: &std::path::Path, data: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ferrite-imaging implemented"]
 async fn write_image_then_partition_uuids_on_a_sparse_disk() {
     let conductor = FakeConductor::start(30.0).await;
     let options = AgentOptions {

@@ -986,8 +986,23 @@ pub async fn write_image(
             .insert("configdrive".into(), part.uuid.clone());
         outcome.configdrive_uuid = Some(part.uuid);
     }
+    if !partition_image {
+        // Upstream reports a whole disk's MBR disk signature as its root.
+        outcome.root_uuid = Some(disk_identifier(&disk.path)?);
+    }
     outcome.write_seconds = started.elapsed().as_secs_f64();
     Ok(outcome)
+}
+
+/// The disk identifier as upstream reads it (`0x` and the four bytes at
+/// offset 440 as a little-endian number).
+fn disk_identifier(path: &std::path::Path) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(440))?;
+    let mut bytes = [0u8; 4];
+    file.read_exact(&mut bytes)?;
+    Ok(format!("0x{:08x}", u32::from_le_bytes(bytes)))
 }
 
 #[cfg(test)]
