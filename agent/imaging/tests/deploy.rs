@@ -247,7 +247,18 @@ async fn raw_whole_disk_image_with_config_drive() {
         .await
         .unwrap();
     assert_eq!(out.bytes_written, 96 * MIB);
-    assert_eq!(out.root_uuid, None);
+    // A whole disk's root is its MBR disk signature, as upstream reports it.
+    let mut signature = [0u8; 4];
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&disk.path).unwrap();
+        file.seek(SeekFrom::Start(440)).unwrap();
+        file.read_exact(&mut signature).unwrap();
+    }
+    assert_eq!(
+        out.root_uuid,
+        Some(format!("0x{:08x}", u32::from_le_bytes(signature)))
+    );
     // Streamed without staging, and sparse.
     assert!(
         common::allocated(&disk.path) < 40 * MIB,
