@@ -54,8 +54,14 @@ async fn pxe_bios_boots_pxelinux_config_and_starts_the_agent() {
     let node = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
 
     common::write(&tftp_root.join("pxelinux.0"), b"pxelinux");
-    common::write(&tftp_root.join(format!("{node}/deploy_kernel")), vec![1u8; 3000]);
-    common::write(&tftp_root.join(format!("{node}/deploy_ramdisk")), vec![2u8; 5000]);
+    common::write(
+        &tftp_root.join(format!("{node}/deploy_kernel")),
+        vec![1u8; 3000],
+    );
+    common::write(
+        &tftp_root.join(format!("{node}/deploy_ramdisk")),
+        vec![2u8; 5000],
+    );
     common::write(
         &tftp_root.join(format!("pxelinux.cfg/01-{hyphens}")),
         format!(
@@ -121,7 +127,10 @@ async fn pxe_uefi_boots_grub_config() {
 
     common::write(&tftp_root.join("bootx64.efi"), b"shim");
     common::write(&tftp_root.join(format!("{node}/deploy_kernel")), b"kernel");
-    common::write(&tftp_root.join(format!("{node}/deploy_ramdisk")), b"ramdisk");
+    common::write(
+        &tftp_root.join(format!("{node}/deploy_ramdisk")),
+        b"ramdisk",
+    );
     common::write(
         &tftp_root.join(format!("grub.cfg-01-{hyphens}")),
         format!(
@@ -376,9 +385,10 @@ async fn agent_reboot_request_boots_again() {
     // Blank disk: the default boot order falls back to the network, and a
     // second agent starts.
     let second = machine
-        .wait_for(WAIT, |s| {
-            matches!(s, MachineState::AgentRunning { callback_url } if *callback_url != first)
-        })
+        .wait_for(
+            WAIT,
+            |s| matches!(s, MachineState::AgentRunning { callback_url } if *callback_url != first),
+        )
         .await
         .unwrap();
     assert!(matches!(second, MachineState::AgentRunning { .. }));

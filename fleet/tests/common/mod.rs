@@ -246,7 +246,9 @@ async fn transfer(options: TftpServerOptions, peer: SocketAddr, fields: Vec<Stri
         let mut pkt = vec![0u8, 3];
         pkt.extend_from_slice(&block.to_be_bytes());
         pkt.extend_from_slice(&data[offset..end]);
-        let lose = options.lose_every.is_some_and(|n| block % n == 0);
+        let lose = options
+            .lose_every
+            .is_some_and(|n| block.checked_rem(n) == Some(0));
         if !send_wait_ack(&socket, &pkt, block, lose).await {
             return;
         }
