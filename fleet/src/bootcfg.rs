@@ -420,3 +420,126 @@ pub fn resolve(base: &str, reference: &str) -> String {
     };
     format!("{}{}{}", &base[..host_end], dir, reference)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pxelinux_default_label_and_errors() {
+        let cfg = "default two\nlabel one\nkernel k1\nappend initrd=r1 a=1\n\
+                   label two\nkernel k2\nappend x=1 initrd=r2,extra y=2\n";
+        let entry = parse_pxelinux(cfg).unwrap();
+        assert_eq!(entry.kernel, "k2");
+        assert_eq!(entry.initrd, "r2");
+        assert_eq!(entry.params, "x=1 initrd=r2,extra y=2");
+        assert!(!entry.ipappend_bootif);
+        // Without `default`, the first label.
+        let entry = parse_pxelinux("label a\nkernel k\nappend initrd=r\nipappend 2\n").unwrap();
+        assert_eq!(entry.kernel, "k");
+        assert!(entry.ipappend_bootif);
+        assert!(
+            parse_pxelinux("default nope\nlabel a\nkernel k\nappend initrd=r\n")
+                .unwrap_err()
+                .contains("nope")
+        );
+        assert!(parse_pxelinux("label a\nappend initrd=r\n")
+            .unwrap_err()
+            .contains("no kernel"));
+        assert!(parse_pxelinux("label a\nkernel k\nappend quiet\n")
+            .unwrap_err()
+            .contains("initrd"));
+        assert!(parse_pxelinux("").is_err());
+    }
+
+    #[test]
+    fn grub_default_by_title_or_index() {
+        let cfg = "set default=1\nmenuentry \"a\" {\n linux /ka p=a\n initrd /ra\n}\n\
+                   menuentry 'b' --class os {\n linuxefi (tftp)/kb p=b q\n initrdefi (tftp,10.0.0.1)/rb\n}\n";
+        let entry = parse_grub(cfg).unwrap();
+        assert_eq!(
+            (
+                entry.kernel.as_str(),
+                entry.initrd.as_str(),
+                entry.params.as_str()
+            ),
+            ("kb", "rb", "p=b q")
+        );
+        let entry = parse_grub(&cfg.replace("set default=1", "set default=\"a\"")).unwrap();
+        assert_eq!(entry.kernel, "ka");
+        assert!(parse_grub("menuentry \"x\" {\n initrd r\n}\n")
+            .unwrap_err()
+            .contains("no linux"));
+        assert!(parse_grub("set default=z\n").is_err());
+    }
+
+    fn vars() -> HashMap<String, String> {
+        let mut v = HashMap::new();
+        v.insert("mac".to_string(), "52:54:00:00:00:01".to_string());
+        v.insert("net0/mac".to_string(), "52:54:00:00:00:01".to_string());
+        v
+    }
+
+    #[test]
+    fn ipxe_retries_and_gives_up() {
+        // The kernel line "fails" only if the interpreter makes it fail; a
+        // script that never boots ends in an error, not a loop.
+        let script = "#!ipxe\nset i:int32 0\n:retry\niseq ${i} 3 && goto fail ||\ninc i\ngoto retry\n:fail\npoweroff\n";
+        let err = run_ipxe(script, "http://h/x", &vars(), &mut |_| true).unwrap_err();
+        assert!(err.contains("poweroff"), "{err}");
+        let endless = "#!ipxe\n:a\ngoto a\n";
+        assert!(run_ipxe(endless, "http://h/x", &vars(), &mut |_| true)
+            .unwrap_err()
+            .contains("too many steps"));
+    }
+
+    #[test]
+    fn ipxe_chain_falls_back_when_the_target_is_missing() {
+        let script =
+            "chain --autofree cfg/${mac:hexhyp} || goto other\n:other\nchain /abs/${mac:hexraw}\n";
+        let out = run_ipxe(script, "http://h:8/dir/boot.ipxe", &vars(), &mut |_| true).unwrap();
+        assert_eq!(
+            out,
+            IpxeOutcome::Chain("http://h:8/dir/cfg/52-54-00-00-00-01".into())
+        );
+        let out = run_ipxe(script, "http://h:8/dir/boot.ipxe", &vars(), &mut |u| {
+            !u.contains("/cfg/")
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            IpxeOutcome::Chain("http://h:8/abs/525400000001".into())
+        );
+    }
+
+    #[test]
+    fn ipxe_boot_needs_kernel_and_initrd() {
+        let script = "kernel --timeout 5 k.img a=${mac} b\ninitrd http://o/r.img\nboot\n";
+        let out = run_ipxe(script, "http://h/d/s", &vars(), &mut |_| true).unwrap();
+        assert_eq!(
+            out,
+            IpxeOutcome::Boot(BootEntry {
+                kernel: "http://h/d/k.img".into(),
+                initrd: "http://o/r.img".into(),
+                params: "a=52:54:00:00:00:01 b".into(),
+                ipappend_bootif: false,
+            })
+        );
+        assert!(run_ipxe(
+            "kernel k\nboot || poweroff\n",
+            "http://h/",
+            &vars(),
+            &mut |_| true
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn resolves_relative_references() {
+        assert_eq!(resolve("http://h:1/a/b.ipxe", "c/d"), "http://h:1/a/c/d");
+        assert_eq!(resolve("http://h:1/a/b.ipxe", "/c"), "http://h:1/c");
+        assert_eq!(resolve("http://h:1", "c"), "http://h:1/c");
+        assert_eq!(resolve("http://h/a", "https://x/y"), "https://x/y");
+    }
+}

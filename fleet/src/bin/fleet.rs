@@ -59,7 +59,10 @@ async fn run(args: Args) -> Result<(), String> {
     let inventory = fleet.inventory();
     let path = args.state_dir.join("nodes.json");
     let text = serde_json::to_string_pretty(&inventory).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Written whole, then renamed: readers never see a partial document.
+    let tmp = args.state_dir.join(".nodes.json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     for machine in fleet.machines() {
         println!(
             "{} {} {}",
