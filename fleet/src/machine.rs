@@ -17,7 +17,7 @@ use crate::firmware::{BootMode, Firmware};
 /// What a machine is doing, as the fleet's library and the BMC's Oem field
 /// report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum MachineState {
     Off,
     /// The firmware is netbooting (DHCP, TFTP/HTTP downloads).
@@ -29,13 +29,9 @@ pub enum MachineState {
     /// Booted the deployed instance from disk.
     RunningInstance,
     /// Powered on but nothing could boot (reason).
-    BootFailed {
-        reason: String,
-    },
+    BootFailed(String),
     /// Network boot failed (reason).
-    NetbootFailed {
-        reason: String,
-    },
+    NetbootFailed(String),
 }
 
 impl MachineState {
@@ -50,8 +46,8 @@ impl MachineState {
             MachineState::Netbooting => "netbooting",
             MachineState::AgentRunning { .. } => "agent_running",
             MachineState::RunningInstance => "running_instance",
-            MachineState::BootFailed { .. } => "boot_failed",
-            MachineState::NetbootFailed { .. } => "netboot_failed",
+            MachineState::BootFailed(_) => "boot_failed",
+            MachineState::NetbootFailed(_) => "netboot_failed",
         }
     }
 }
@@ -337,18 +333,21 @@ impl Machine {
         self.start_boot();
     }
 
+    /// Called with the power lock held. The state turns `Off` once the
+    /// agent has stopped, so "off" always means no agent is answering.
     async fn cut_power(&self) {
         let agent = {
             let mut rt = self.runtime();
+            // Background boot work of the old generation is now stale.
             rt.generation += 1;
-            let agent = rt.agent.take();
-            if rt.state != MachineState::Off {
-                self.set_state(&mut rt, MachineState::Off);
-            }
-            agent
+            rt.agent.take()
         };
         if let Some(agent) = agent {
             agent.stop().await;
+        }
+        let mut rt = self.runtime();
+        if rt.state != MachineState::Off {
+            self.set_state(&mut rt, MachineState::Off);
         }
     }
 
@@ -396,16 +395,14 @@ impl Machine {
             Some("Hdd") => {
                 let state = match self.disk_boot(mode).await {
                     Ok(()) => MachineState::RunningInstance,
-                    Err(reason) => MachineState::BootFailed { reason },
+                    Err(reason) => MachineState::BootFailed(reason),
                 };
                 self.commit(generation, state);
             }
             Some(other) => {
                 self.commit(
                     generation,
-                    MachineState::BootFailed {
-                        reason: format!("no bootable device for boot target {other}"),
-                    },
+                    MachineState::BootFailed(format!("no bootable device for boot target {other}")),
                 );
             }
             None => match self.disk_boot(mode).await {
@@ -447,7 +444,7 @@ impl Machine {
         let image = match self.inner.env.firmware.netboot(&self.macs(), mode).await {
             Ok(image) => image,
             Err(reason) => {
-                self.commit(generation, MachineState::NetbootFailed { reason });
+                self.commit(generation, MachineState::NetbootFailed(reason));
                 return;
             }
         };
@@ -465,9 +462,7 @@ impl Machine {
         if let Err(e) = std::fs::create_dir_all(&work_dir) {
             self.commit(
                 generation,
-                MachineState::BootFailed {
-                    reason: format!("cannot create {}: {e}", work_dir.display()),
-                },
+                MachineState::BootFailed(format!("cannot create {}: {e}", work_dir.display())),
             );
             return;
         }
@@ -485,9 +480,7 @@ impl Machine {
             Err(e) => {
                 self.commit(
                     generation,
-                    MachineState::BootFailed {
-                        reason: format!("the deploy agent did not start: {e}"),
-                    },
+                    MachineState::BootFailed(format!("the deploy agent did not start: {e}")),
                 );
                 return;
             }

@@ -268,7 +268,7 @@ pub fn system_json(machine: &Machine) -> Value {
         MachineState::AgentRunning { callback_url } => {
             oem["CallbackUrl"] = json!(callback_url);
         }
-        MachineState::BootFailed { reason } | MachineState::NetbootFailed { reason } => {
+        MachineState::BootFailed(reason) | MachineState::NetbootFailed(reason) => {
             oem["Reason"] = json!(reason);
         }
         _ => {}

@@ -276,10 +276,10 @@ async fn netboot_fails_without_dhcp_options() {
     let machine = &fleet.machines()[0];
     machine.power_on().await;
     let state = machine
-        .wait_for(WAIT, |s| matches!(s, MachineState::NetbootFailed { .. }))
+        .wait_for(WAIT, |s| matches!(s, MachineState::NetbootFailed(_)))
         .await
         .unwrap();
-    let MachineState::NetbootFailed { reason } = state else {
+    let MachineState::NetbootFailed(reason) = state else {
         unreachable!()
     };
     assert!(reason.contains("no DHCP offer"), "{reason}");
@@ -307,10 +307,10 @@ async fn netboot_fails_when_the_config_is_missing() {
     );
     machine.power_on().await;
     let state = machine
-        .wait_for(WAIT, |s| matches!(s, MachineState::NetbootFailed { .. }))
+        .wait_for(WAIT, |s| matches!(s, MachineState::NetbootFailed(_)))
         .await
         .unwrap();
-    let MachineState::NetbootFailed { reason } = state else {
+    let MachineState::NetbootFailed(reason) = state else {
         unreachable!()
     };
     assert!(reason.contains("no boot configuration"), "{reason}");
@@ -407,14 +407,12 @@ async fn agent_that_fails_to_start_is_a_boot_failure() {
     let machine = &fleet.machines()[0];
     machine.power_on().await;
     let state = machine
-        .wait_for(WAIT, |s| matches!(s, MachineState::BootFailed { .. }))
+        .wait_for(WAIT, |s| matches!(s, MachineState::BootFailed(_)))
         .await
         .unwrap();
     assert_eq!(
         state,
-        MachineState::BootFailed {
-            reason: "the deploy agent did not start: bad cmdline".into()
-        }
+        MachineState::BootFailed("the deploy agent did not start: bad cmdline".into())
     );
     fleet.stop().await;
 }
