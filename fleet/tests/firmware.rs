@@ -82,6 +82,10 @@ async fn pxe_bios_boots_pxelinux_config_and_starts_the_agent() {
     let launches = launcher.launches();
     assert_eq!(launches.len(), 1);
     assert_eq!(callback, launches[0].callback_url);
+    let system = ferrite_fleet::redfish::system_json(machine);
+    assert_eq!(system["Oem"]["Ferrite"]["MachineState"], "agent_running");
+    assert_eq!(system["Oem"]["Ferrite"]["CallbackUrl"], callback.as_str());
+    assert_eq!(system["PowerState"], "On");
     assert_eq!(
         launches[0].config.cmdline,
         format!(
@@ -414,5 +418,84 @@ async fn agent_that_fails_to_start_is_a_boot_failure() {
         state,
         MachineState::BootFailed("the deploy agent did not start: bad cmdline".into())
     );
+    fleet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_off_during_netboot_discards_the_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let launcher = RecordingLauncher::default();
+    let mut config = common::config(1, dir.path(), &launcher);
+    // A TFTP "server" that never answers: each netboot takes
+    // (retries + 1) * timeout = 800 ms before failing.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    config.tftp_port = silent.local_addr().unwrap().port();
+    let dhcp_dir = config.dhcp_dir.clone();
+    let fleet = common::start(config).await;
+    let machine = &fleet.machines()[0];
+    let mac = machine.macs()[0].clone();
+    common::write(
+        &dhcp_dir.join(format!("{mac}.json")),
+        tftp_options("bootx64.efi").to_string(),
+    );
+    machine.power_on().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(machine.state(), MachineState::Netbooting);
+    machine.power_off().await;
+    assert_eq!(machine.state(), MachineState::Off);
+    // The abandoned netboot times out later without touching the state.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(machine.state(), MachineState::Off);
+    // A new power-on boots again and its own failure is reported.
+    machine.power_on().await;
+    let state = machine
+        .wait_for(WAIT, |s| matches!(s, MachineState::NetbootFailed(_)))
+        .await
+        .unwrap();
+    let MachineState::NetbootFailed(reason) = state else {
+        unreachable!()
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    assert_eq!(machine.boot_count(), 2);
+    fleet.stop().await;
+}
+
+/// With the real agent (ferrite_agent::start) instead of the recording
+/// launcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ferrite-agent"]
+async fn in_process_agent_starts_after_netboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let launcher = RecordingLauncher::default();
+    let (fleet, _tftp) = {
+        // Same setup as ready_machine, with the default launcher.
+        let tftp_root = dir.path().join("tftpboot");
+        let mut config = common::config(1, dir.path(), &launcher);
+        config.launcher = std::sync::Arc::new(ferrite_fleet::InProcessAgents);
+        config.boot_mode = BootMode::Bios;
+        let tftp = TftpServer::start(TftpServerOptions::new(&tftp_root)).await;
+        config.tftp_port = tftp.addr.port();
+        let dhcp_dir = config.dhcp_dir.clone();
+        let fleet = common::start(config).await;
+        let mac = fleet.machines()[0].macs()[0].clone();
+        common::write(&tftp_root.join("pxelinux.0"), b"p");
+        common::write(&tftp_root.join("n/deploy_kernel"), b"k");
+        common::write(&tftp_root.join("n/deploy_ramdisk"), b"r");
+        common::write(
+            &tftp_root.join(format!("pxelinux.cfg/01-{}", mac.replace(':', "-"))),
+            format!("default deploy\nlabel deploy\nkernel n/deploy_kernel\nappend initrd=n/deploy_ramdisk ipa-api-url={API}\nipappend 2\n"),
+        );
+        common::write(
+            &dhcp_dir.join(format!("{mac}.json")),
+            tftp_options("pxelinux.0").to_string(),
+        );
+        (fleet, tftp)
+    };
+    let machine = &fleet.machines()[0];
+    machine.power_on().await;
+    let callback = wait_agent(machine).await;
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+    machine.power_off().await;
+    assert_eq!(machine.state(), MachineState::Off);
     fleet.stop().await;
 }
