@@ -159,8 +159,16 @@ impl Firmware {
     /// separated) and boots from the first that gets a DHCP offer.
     pub async fn netboot(&self, macs: &[String], mode: BootMode) -> Result<LoadedImage, String> {
         for mac in macs {
-            let offer = DhcpOffer::load(&self.dhcp_dir, mac)?;
-            if let Some(offer) = offer {
+            // A file caught mid-write does not parse: look again shortly.
+            let mut offer = DhcpOffer::load(&self.dhcp_dir, mac);
+            for _ in 0..3 {
+                if offer.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                offer = DhcpOffer::load(&self.dhcp_dir, mac);
+            }
+            if let Some(offer) = offer? {
                 return self.boot_from(mac, macs, &offer, mode).await;
             }
         }
