@@ -463,7 +463,6 @@ async fn power_off_during_netboot_discards_the_boot() {
 /// With the real agent (ferrite_agent::start) instead of the recording
 /// launcher.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ferrite-agent"]
 async fn in_process_agent_starts_after_netboot() {
     let dir = tempfile::tempdir().unwrap();
     let launcher = RecordingLauncher::default();

@@ -163,7 +163,6 @@ async fn fixed_bmc_ports_and_bad_configs() {
 /// Disk boot: a GPT disk with an EFI system partition holding a UEFI
 /// bootloader boots the instance. Needs the real ferrite-imaging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ferrite-imaging"]
 async fn bootable_disk_boots_the_instance() {
     let dir = tempfile::tempdir().unwrap();
     let launcher = RecordingLauncher::default();
