@@ -234,7 +234,10 @@ pub fn append_params(config: &Config, node: &Doc, kernel_params: &str) -> String
         parts.push(kernel_params.trim().to_string());
     }
     let joined = parts.join(" ");
-    if joined.split_whitespace().any(|p| p.starts_with("ipa-api-url=")) {
+    if joined
+        .split_whitespace()
+        .any(|p| p.starts_with("ipa-api-url="))
+    {
         joined
     } else if joined.is_empty() {
         format!("ipa-api-url={}", api_url(config))

@@ -324,7 +324,10 @@ impl DeployConfig {
     /// Checks addresses and URLs so a typo fails at start, not at the
     /// first deploy.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (key, bind) in [("tftp_bind", &self.tftp_bind), ("http_bind", &self.http_bind)] {
+        for (key, bind) in [
+            ("tftp_bind", &self.tftp_bind),
+            ("http_bind", &self.http_bind),
+        ] {
             if let Some(bind) = bind {
                 if bind.parse::<std::net::SocketAddr>().is_err() {
                     return Err(ConfigError::Invalid(format!(

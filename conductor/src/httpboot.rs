@@ -117,10 +117,7 @@ async fn handle(req: HttpRequest, root: web::Data<Arc<PathBuf>>) -> HttpResponse
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"));
     if status == StatusCode::PARTIAL_CONTENT {
-        builder.insert_header((
-            header::CONTENT_RANGE,
-            format!("bytes {start}-{end}/{size}"),
-        ));
+        builder.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
     }
     if head {
         builder.insert_header((header::CONTENT_LENGTH, length.to_string()));
@@ -147,9 +144,7 @@ async fn handle(req: HttpRequest, root: web::Data<Arc<PathBuf>>) -> HttpResponse
             Err(err) => Some((Err(err), (file, 0))),
         }
     });
-    builder
-        .no_chunking(length)
-        .streaming(stream.boxed_local())
+    builder.no_chunking(length).streaming(stream.boxed_local())
 }
 
 /// Serves `root` on `listener` until the returned server is stopped.

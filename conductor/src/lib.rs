@@ -68,13 +68,13 @@ pub fn bind_netboot(config: &mut Config) -> Result<NetbootListeners, StartError>
         return Ok(listeners);
     }
     for dir in [&deploy.tftp_root, &deploy.http_root, &deploy.dhcp_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StartError::Netboot(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::Netboot(format!("cannot create {}: {e}", dir.display())))?;
     }
     if let Some(bind) = deploy.tftp_bind.clone() {
-        let socket = std::net::UdpSocket::bind(&bind)
-            .map_err(|e| StartError::Netboot(format!("cannot bind the TFTP server to {bind}: {e}")))?;
+        let socket = std::net::UdpSocket::bind(&bind).map_err(|e| {
+            StartError::Netboot(format!("cannot bind the TFTP server to {bind}: {e}"))
+        })?;
         deploy.tftp_bind = Some(socket.local_addr()?.to_string());
         listeners.tftp = Some(socket);
     }

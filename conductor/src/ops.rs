@@ -180,8 +180,8 @@ pub async fn set_boot_device(
     let _ = config;
     match interface(doc, "management") {
         "redfish" => {
-            let Some(target) = redfish::boot_target(device)
-                .filter(|_| redfish::BOOT_DEVICES.contains(&device))
+            let Some(target) =
+                redfish::boot_target(device).filter(|_| redfish::BOOT_DEVICES.contains(&device))
             else {
                 return Err(format!("Invalid boot device {device} specified."));
             };

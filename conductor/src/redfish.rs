@@ -64,7 +64,10 @@ fn value_text(value: &Value) -> String {
 
 /// Parses and checks the redfish `driver_info` of a node, with upstream's
 /// messages.
-pub fn parse_driver_info(node_uuid: &str, info: &Map<String, Value>) -> Result<RedfishInfo, String> {
+pub fn parse_driver_info(
+    node_uuid: &str,
+    info: &Map<String, Value>,
+) -> Result<RedfishInfo, String> {
     let address = match info.get("redfish_address") {
         Some(Value::String(text)) if !text.is_empty() => text.clone(),
         Some(Value::Null) | None => {
@@ -95,8 +98,7 @@ pub fn parse_driver_info(node_uuid: &str, info: &Map<String, Value>) -> Result<R
         format!("https://{address}")
     };
     let parsed = url::Url::parse(&with_scheme).map_err(|_| invalid_address(&with_scheme))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty)
-    {
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid_address(&with_scheme));
     }
     let mut base = format!(
@@ -178,7 +180,9 @@ pub fn parse_driver_info(node_uuid: &str, info: &Map<String, Value>) -> Result<R
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedfishError {
     /// The BMC could not be reached at all.
-    #[error("Redfish connection failed for node {node}: Unable to connect to {url}. Error: {error}")]
+    #[error(
+        "Redfish connection failed for node {node}: Unable to connect to {url}. Error: {error}"
+    )]
     Connection {
         node: String,
         url: String,
@@ -268,9 +272,9 @@ impl RedfishClient {
             VerifyCa::No => builder = builder.danger_accept_invalid_certs(true),
             VerifyCa::Bundle(path) => {
                 let pem = read_ca_bundle(path).map_err(RedfishError::Other)?;
-                for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    RedfishError::Other(format!("Invalid CA bundle {path}: {e}"))
-                })? {
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| RedfishError::Other(format!("Invalid CA bundle {path}: {e}")))?
+                {
                     builder = builder.add_root_certificate(cert);
                 }
             }

@@ -331,7 +331,16 @@ async fn transfer(
         packet.extend_from_slice(&OP_DATA.to_be_bytes());
         packet.extend_from_slice(&block.to_be_bytes());
         packet.extend_from_slice(&data[..filled]);
-        if !send_and_wait(&socket, &packet, block, &negotiated, defaults, &mut recv_buf).await? {
+        if !send_and_wait(
+            &socket,
+            &packet,
+            block,
+            &negotiated,
+            defaults,
+            &mut recv_buf,
+        )
+        .await?
+        {
             return Ok(());
         }
         if filled < negotiated.blksize {
@@ -417,8 +426,8 @@ mod tests {
 
     #[test]
     fn parses_options_and_refuses_writes() {
-        let request = parse_request(&rrq(&["a/b", "OCTET", "BLKSIZE", "1468", "tsize", "0"]))
-            .expect("valid");
+        let request =
+            parse_request(&rrq(&["a/b", "OCTET", "BLKSIZE", "1468", "tsize", "0"])).expect("valid");
         assert_eq!(request.filename, "a/b");
         assert_eq!(request.mode, "octet");
         assert_eq!(
@@ -472,10 +481,22 @@ mod tests {
         assert!(resolve(&root, "/sub/file").is_ok());
         let absolute = format!("{}/sub/file", root.display());
         assert!(resolve(&root, &absolute).is_ok());
-        assert_eq!(resolve(&root, "../secret").map_err(|e| e.code), Err(ERR_ACCESS));
-        assert_eq!(resolve(&root, "sub/../../secret").map_err(|e| e.code), Err(ERR_ACCESS));
+        assert_eq!(
+            resolve(&root, "../secret").map_err(|e| e.code),
+            Err(ERR_ACCESS)
+        );
+        assert_eq!(
+            resolve(&root, "sub/../../secret").map_err(|e| e.code),
+            Err(ERR_ACCESS)
+        );
         assert_eq!(resolve(&root, "evil").map_err(|e| e.code), Err(ERR_ACCESS));
-        assert_eq!(resolve(&root, "missing").map_err(|e| e.code), Err(ERR_NOT_FOUND));
-        assert_eq!(resolve(&root, "sub").map_err(|e| e.code), Err(ERR_NOT_FOUND));
+        assert_eq!(
+            resolve(&root, "missing").map_err(|e| e.code),
+            Err(ERR_NOT_FOUND)
+        );
+        assert_eq!(
+            resolve(&root, "sub").map_err(|e| e.code),
+            Err(ERR_NOT_FOUND)
+        );
     }
 }
