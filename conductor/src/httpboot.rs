@@ -120,8 +120,10 @@ async fn handle(req: HttpRequest, root: web::Data<Arc<PathBuf>>) -> HttpResponse
         builder.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
     }
     if head {
-        builder.insert_header((header::CONTENT_LENGTH, length.to_string()));
-        return builder.finish();
+        // The body is never sent for HEAD; its declared size gives the
+        // Content-Length.
+        let empty = futures::stream::empty::<Result<web::Bytes, std::io::Error>>();
+        return builder.no_chunking(length).streaming(empty);
     }
     if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return HttpResponse::InternalServerError().finish();
