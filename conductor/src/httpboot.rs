@@ -34,9 +34,29 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     (canonical.starts_with(&canonical_root) && canonical.is_file()).then_some(canonical)
 }
 
-/// A parsed `Range: bytes=…` header against a file of `size` bytes:
-/// `Ok(None)` for no (or an ignored) range, `Err(())` when unsatisfiable.
-pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()> {
+/// What a `Range` header asks of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No range (or one this server ignores): the whole file.
+    Whole,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Outside the file: 416.
+    Unsatisfiable,
+}
+
+/// Interprets a `Range: bytes=…` header against a file of `size` bytes.
+pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
+    match parse_range_inner(value, size) {
+        Ok(None) => RangeRequest::Whole,
+        Ok(Some((start, end))) => RangeRequest::Part(start, end),
+        Err(Unsatisfiable) => RangeRequest::Unsatisfiable,
+    }
+}
+
+struct Unsatisfiable;
+
+fn parse_range_inner(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -56,7 +76,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>,
             return Ok(None);
         };
         if suffix == 0 || size == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         let len = suffix.min(size);
         return Ok(Some((size - len, size - 1)));
@@ -65,7 +85,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>,
         return Ok(None);
     };
     if start >= size {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     let end = if end.is_empty() {
         size - 1
@@ -103,13 +123,13 @@ async fn handle(req: HttpRequest, root: web::Data<Arc<PathBuf>>) -> HttpResponse
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok());
     let (status, start, end) = match parse_range(range, size) {
-        Err(()) => {
+        RangeRequest::Unsatisfiable => {
             return HttpResponse::build(StatusCode::RANGE_NOT_SATISFIABLE)
                 .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
                 .finish();
         }
-        Ok(Some((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
-        Ok(None) => (StatusCode::OK, 0, size.saturating_sub(1)),
+        RangeRequest::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end),
+        RangeRequest::Whole => (StatusCode::OK, 0, size.saturating_sub(1)),
     };
     let length = if size == 0 { 0 } else { end - start + 1 };
     let mut builder = HttpResponse::build(status);
@@ -171,14 +191,15 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range(None, 10), Ok(None));
-        assert_eq!(parse_range(Some("bytes=0-3"), 10), Ok(Some((0, 3))));
-        assert_eq!(parse_range(Some("bytes=5-"), 10), Ok(Some((5, 9))));
-        assert_eq!(parse_range(Some("bytes=-4"), 10), Ok(Some((6, 9))));
-        assert_eq!(parse_range(Some("bytes=8-100"), 10), Ok(Some((8, 9))));
-        assert_eq!(parse_range(Some("bytes=10-"), 10), Err(()));
-        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Ok(None));
-        assert_eq!(parse_range(Some("items=0-1"), 10), Ok(None));
+        use RangeRequest::*;
+        assert_eq!(parse_range(None, 10), Whole);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), Part(0, 3));
+        assert_eq!(parse_range(Some("bytes=5-"), 10), Part(5, 9));
+        assert_eq!(parse_range(Some("bytes=-4"), 10), Part(6, 9));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10), Part(8, 9));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Unsatisfiable);
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 10), Whole);
     }
 
     #[test]
