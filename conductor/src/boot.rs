@@ -384,6 +384,14 @@ pub fn render_boot_ipxe() -> String {
     )
 }
 
+/// Writes `boot.ipxe` into the HTTP root.
+pub fn write_boot_ipxe(config: &Config) -> Result<(), String> {
+    write_atomic(
+        &config.deploy.http_root.join(IPXE_BOOT_SCRIPT),
+        render_boot_ipxe().as_bytes(),
+    )
+}
+
 /// The bootfile a node's firmware loads first.
 pub fn bootfile(node: &Doc) -> &'static str {
     let uefi = boot_mode(node) == "uefi";
@@ -724,10 +732,7 @@ pub async fn prepare_ramdisk(
     let config_path = node_dir.join("config");
     write_atomic(&config_path, config_text.as_bytes())?;
     if ipxe {
-        write_atomic(
-            &config.deploy.http_root.join(IPXE_BOOT_SCRIPT),
-            render_boot_ipxe().as_bytes(),
-        )?;
+        write_boot_ipxe(config)?;
     }
     let options = Value::Array(dhcp_options(config, node));
     let options_text = serde_json::to_vec_pretty(&options)

@@ -100,6 +100,9 @@ pub fn bind_netboot(config: &mut Config) -> Result<NetbootListeners, StartError>
         listeners.http = Some(listener);
     }
     boot::ensure_bootfiles(config).map_err(StartError::Netboot)?;
+    if config.deploy.http_bind.is_some() {
+        boot::write_boot_ipxe(config).map_err(StartError::Netboot)?;
+    }
     Ok(listeners)
 }
 

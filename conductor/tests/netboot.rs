@@ -509,8 +509,9 @@ async fn conductor_serves_tftp_and_http_boot() {
         .expect("addr");
     assert_ne!(tftp_addr.port(), 0);
     assert!(!http_url.ends_with(":0"), "{http_url}");
-    // Bootfiles were written at start.
+    // Bootfiles and boot.ipxe were written at start.
     assert!(dir.path().join("tftp/pxelinux.0").is_file());
+    assert!(dir.path().join("http/boot.ipxe").is_file());
     std::fs::create_dir_all(dir.path().join("http/node")).expect("mkdir");
     let payload: Vec<u8> = (0..100_000u32).map(|n| (n % 253) as u8).collect();
     std::fs::write(dir.path().join("http/node/deploy_ramdisk"), &payload).expect("write");
@@ -605,4 +606,102 @@ async fn conductor_serves_tftp_and_http_boot() {
 
     let _ = stop.send(());
     serving.await.expect("join").expect("served");
+}
+
+#[test]
+fn deploy_config_is_validated() {
+    let base = Config::for_database("sqlite::memory:");
+    assert!(base.validate().is_ok());
+    let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        (
+            Box::new(|c| c.deploy.tftp_bind = Some("localhost".into())),
+            "invalid configuration: [deploy] tftp_bind must be an IP address and port such as \"0.0.0.0:69\", not \"localhost\"",
+        ),
+        (
+            Box::new(|c| c.deploy.http_url = Some("ftp://x".into())),
+            "invalid configuration: [deploy] http_url must be an http(s) URL, not \"ftp://x\"",
+        ),
+        (
+            Box::new(|c| c.deploy.tftp_root = "relative".into()),
+            "invalid configuration: [deploy] tftp_root must be an absolute path, not \"relative\"",
+        ),
+        (
+            Box::new(|c| c.deploy.callback_timeout_secs = 0),
+            "invalid configuration: [deploy] callback_timeout_secs must be positive",
+        ),
+    ];
+    for (adjust, expected) in cases {
+        let mut config = base.clone();
+        adjust(&mut config);
+        assert_eq!(
+            config.validate().map_err(|e| e.to_string()),
+            Err(expected.to_string())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_busy_tftp_port_fails_the_start_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let mut config = Config::for_database(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("c.db").display()
+    ));
+    config.deploy.tftp_root = dir.path().join("tftp");
+    config.deploy.http_root = dir.path().join("http");
+    config.deploy.dhcp_dir = dir.path().join("dhcp");
+    config.deploy.tftp_bind = Some(addr.to_string());
+    let err = ferrite_conductor::prepare(config)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.starts_with(&format!("netboot: cannot bind the TFTP server to {addr}: ")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernels_are_downloaded_from_http() {
+    let env = Env::new();
+    let images = env.dir.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    std::fs::write(images.join("k"), b"HTTP-KERNEL").expect("write");
+    std::fs::write(images.join("r"), vec![3u8; 300_000]).expect("write");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = ferrite_conductor::httpboot::serve(listener, images).expect("serve");
+    let handle = server.handle();
+    tokio::spawn(server);
+    let mut node = env.node(NODE, "ipxe", "uefi");
+    node.insert(
+        "driver_info".into(),
+        json!({"deploy_kernel": format!("{base}/k"), "deploy_ramdisk": format!("{base}/r")}),
+    );
+    boot::prepare_ramdisk(&env.config, &node, &[port(MAC)], "")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        read(&env.http(&format!("{NODE}/deploy_kernel"))),
+        "HTTP-KERNEL"
+    );
+    assert_eq!(
+        std::fs::read(env.http(&format!("{NODE}/deploy_ramdisk"))).expect("ramdisk"),
+        vec![3u8; 300_000]
+    );
+    node.insert(
+        "driver_info".into(),
+        json!({"deploy_kernel": format!("{base}/missing"), "deploy_ramdisk": format!("{base}/r")}),
+    );
+    let err = boot::prepare_ramdisk(&env.config, &node, &[port(MAC)], "")
+        .await
+        .expect_err("404");
+    assert_eq!(
+        err,
+        format!("Cannot download image {base}/missing: HTTP status 404")
+    );
+    handle.stop(false).await;
 }
