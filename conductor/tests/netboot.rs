@@ -612,7 +612,8 @@ async fn conductor_serves_tftp_and_http_boot() {
 fn deploy_config_is_validated() {
     let base = Config::for_database("sqlite::memory:");
     assert!(base.validate().is_ok());
-    let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+    type Adjust = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(Adjust, &str)> = vec![
         (
             Box::new(|c| c.deploy.tftp_bind = Some("localhost".into())),
             "invalid configuration: [deploy] tftp_bind must be an IP address and port such as \"0.0.0.0:69\", not \"localhost\"",
