@@ -91,6 +91,15 @@ pub fn boot_mode(doc: &Doc) -> String {
     known_boot_mode(doc).unwrap_or_else(|| DEFAULT_BOOT_MODE.to_string())
 }
 
+/// Whether the node's boot interface is one of these (`fake` and other
+/// interfaces that only pretend are left alone).
+pub fn netboots(doc: &Doc) -> bool {
+    matches!(
+        storage::doc_str(doc, "boot_interface"),
+        Some("pxe" | "ipxe")
+    )
+}
+
 fn is_ipxe(doc: &Doc) -> bool {
     storage::doc_str(doc, "boot_interface") == Some("ipxe")
 }
@@ -689,6 +698,9 @@ pub async fn prepare_ramdisk(
     ports: &[Doc],
     kernel_params: &str,
 ) -> Result<(), String> {
+    if !netboots(node) {
+        return Ok(());
+    }
     validate(config, node, ports)?;
     let uuid = storage::doc_str(node, "uuid").unwrap_or("").to_string();
     if uuid.is_empty() || uuid.contains('/') || uuid.starts_with('.') {
@@ -750,6 +762,9 @@ pub async fn prepare_ramdisk(
 /// Removes what [`prepare_ramdisk`] created (configs, DHCP options); the
 /// cached kernel and ramdisk may stay.
 pub async fn clean_up_ramdisk(config: &Config, node: &Doc, ports: &[Doc]) -> Result<(), String> {
+    if !netboots(node) {
+        return Ok(());
+    }
     let uuid = storage::doc_str(node, "uuid").unwrap_or("").to_string();
     let macs: Vec<String> = ports
         .iter()

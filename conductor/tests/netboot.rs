@@ -267,6 +267,20 @@ async fn nodes_sharing_a_kernel_share_one_cached_copy() {
 }
 
 #[tokio::test]
+async fn fake_boot_does_nothing() {
+    let env = Env::new();
+    let node = env.node(NODE, "fake", "bios");
+    boot::prepare_ramdisk(&env.config, &node, &[], "")
+        .await
+        .expect("nothing to do");
+    boot::clean_up_ramdisk(&env.config, &node, &[])
+        .await
+        .expect("nothing to do");
+    assert!(!env.config.deploy.tftp_root.exists());
+    assert!(!env.config.deploy.dhcp_dir.exists());
+}
+
+#[tokio::test]
 async fn validation_errors_are_upstreams() {
     let env = Env::new();
     let node = env.node(NODE, "pxe", "bios");
