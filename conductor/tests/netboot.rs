@@ -720,3 +720,25 @@ async fn kernels_are_downloaded_from_http() {
     );
     handle.stop(false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tftp_block_numbers_roll_over() {
+    // 8-byte blocks: 75,000 blocks, past the 16-bit block number.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let data: Vec<u8> = (0..600_000u32).map(|n| (n % 241) as u8).collect();
+    std::fs::write(root.join("ramdisk"), &data).expect("write");
+    let server = tftp_server(&root).await;
+    let addr = server.local_addr;
+    let out = dir.path().join("out");
+    let output = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || curl_tftp(addr, "ramdisk", &out, &["--tftp-blksize", "8"])
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read(&out).expect("out"), data);
+    server.stop();
+}
