@@ -71,6 +71,10 @@ pub struct DeployConfig {
     /// Extra kernel parameters of the deploy ramdisk
     /// (`[pxe] kernel_append_params`).
     pub kernel_append_params: String,
+    /// Where real bootloaders (`pxelinux.0`, `bootx64.efi`,
+    /// `undionly.kpxe`, `snponly.efi`) are copied from into `tftp_root`;
+    /// missing ones are written as placeholders.
+    pub bootloader_dir: Option<PathBuf>,
 }
 
 impl Default for DeployConfig {
@@ -88,6 +92,7 @@ impl Default for DeployConfig {
             callback_timeout_secs: 1800,
             allow_md5: false,
             kernel_append_params: "nofb vga=normal".into(),
+            bootloader_dir: None,
         }
     }
 }
@@ -310,6 +315,62 @@ impl Config {
         }
         crate::hardware::Registry::new(self.hardware.clone())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.deploy.validate()?;
+        Ok(())
+    }
+}
+
+impl DeployConfig {
+    /// Checks addresses and URLs so a typo fails at start, not at the
+    /// first deploy.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, bind) in [
+            ("tftp_bind", &self.tftp_bind),
+            ("http_bind", &self.http_bind),
+        ] {
+            if let Some(bind) = bind {
+                if bind.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(ConfigError::Invalid(format!(
+                        "[deploy] {key} must be an IP address and port such as \"0.0.0.0:69\", not {bind:?}"
+                    )));
+                }
+            }
+        }
+        for (key, value) in [("http_url", &self.http_url), ("api_url", &self.api_url)] {
+            if let Some(value) = value {
+                let ok = url::Url::parse(value)
+                    .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(ConfigError::Invalid(format!(
+                        "[deploy] {key} must be an http(s) URL, not {value:?}"
+                    )));
+                }
+            }
+        }
+        for (key, path) in [
+            ("tftp_root", &self.tftp_root),
+            ("http_root", &self.http_root),
+            ("dhcp_dir", &self.dhcp_dir),
+            ("image_cache_dir", &self.image_cache_dir),
+        ] {
+            if !path.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "[deploy] {key} must be an absolute path, not {:?}",
+                    path.display().to_string()
+                )));
+            }
+        }
+        if self.callback_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[deploy] callback_timeout_secs must be positive".into(),
+            ));
+        }
+        if self.kernel_append_params.contains('\n') {
+            return Err(ConfigError::Invalid(
+                "[deploy] kernel_append_params must be one line".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -31,12 +31,22 @@ pub fn is_fake_like(name: &str) -> bool {
 
 /// Checks what an interface needs from the node before it can run.
 pub fn validate(kind: &str, name: &str, doc: &Doc) -> Result<(), String> {
-    let _ = doc;
     if is_fake_like(name) {
         return Ok(());
     }
+    let empty = serde_json::Map::new();
+    let driver_info = match doc.get("driver_info") {
+        Some(Value::Object(info)) => info,
+        _ => &empty,
+    };
     match (kind, name) {
         ("network", "flat") => Ok(()),
+        ("power" | "management", "redfish") => crate::redfish::parse_driver_info(
+            storage::doc_str(doc, "uuid").unwrap_or(""),
+            driver_info,
+        )
+        .map(|_| ()),
+        ("boot", "pxe" | "ipxe") => crate::boot::validate_driver_info(driver_info),
         _ => Err(format!(
             "the {kind} interface \"{name}\" is not implemented by this conductor yet"
         )),
@@ -47,6 +57,7 @@ pub fn validate(kind: &str, name: &str, doc: &Doc) -> Result<(), String> {
 pub fn supported_boot_devices(management: &str) -> Vec<&'static str> {
     match management {
         "fake" => vec!["pxe", "disk"],
+        "redfish" => crate::redfish::BOOT_DEVICES.to_vec(),
         _ => Vec::new(),
     }
 }

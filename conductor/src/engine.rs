@@ -78,6 +78,10 @@ impl From<storage::StorageError> for EngineError {
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
+/// How long a power change may take on real hardware (upstream's
+/// `[conductor] power_state_change_timeout`).
+const POWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Extra inputs of a provision verb.
 #[derive(Debug, Clone, Default)]
 pub struct ProvisionArgs {
@@ -860,21 +864,39 @@ impl Engine {
         let mut work = self.work.lock().await;
         while work.try_join_next().is_some() {}
         work.spawn(async move {
+            let before = task.doc().clone();
+            let outcome = engine.power_work(&before, target).await;
             Engine::delay(engine.config.fake.power_delay).await;
             let mut doc = task.doc().clone();
-            set_opt(&mut doc, "power_state", Some(target.final_state()));
             doc.insert("target_power_state".into(), Value::Null);
-            if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
-                internal.insert(
-                    "last_power_state_change".into(),
-                    json!(chrono::Utc::now()
-                        .format("%Y-%m-%dT%H:%M:%S%.6f")
-                        .to_string()),
-                );
-            }
+            let failure = match outcome {
+                Ok(state) => {
+                    set_opt(&mut doc, "power_state", Some(state));
+                    if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+                        internal.insert(
+                            "last_power_state_change".into(),
+                            json!(chrono::Utc::now()
+                                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                                .to_string()),
+                        );
+                    }
+                    None
+                }
+                Err(message) => {
+                    // As upstream: the power state stays what it was, the
+                    // target is cleared and the error kept in last_error.
+                    set_opt(&mut doc, "last_error", Some(&message));
+                    Some(message)
+                }
+            };
             doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
+            if let Some(message) = &failure {
+                engine.history(&task, message, "ERROR", "UNKNOWN").await;
+            }
             if let Err(err) = engine.save_and_release(&mut task, doc).await {
                 tracing::error!(error = %err, "power change failed to commit");
+            } else if let Some(message) = failure {
+                tracing::warn!(node = task.row.uuid(), error = %message, "power change failed");
             } else {
                 tracing::info!(
                     node = task.row.uuid(),
@@ -885,6 +907,41 @@ impl Engine {
             engine.release(task).await;
         });
         Ok(())
+    }
+
+    /// Carries out a power change on the machine (through [`crate::ops`]):
+    /// the new power state, or upstream's failure text for `last_error`.
+    async fn power_work(&self, doc: &Doc, target: PowerTarget) -> Result<&'static str, String> {
+        let power = Self::interface(doc, "power");
+        if crate::drivers::is_fake_like(power) {
+            crate::ops::set_power_state(&self.config, doc, target.as_str(), POWER_TIMEOUT)
+                .await
+                .map_err(|e| Self::power_failure(target, &e))?;
+            return Ok(target.final_state());
+        }
+        let current = crate::ops::get_power_state(&self.config, doc)
+            .await
+            .map_err(|e| format!("Failed to change power state to '{}': {e}", target.as_str()))?;
+        // Nothing to do when the machine is already there (as upstream).
+        let already = match target {
+            PowerTarget::On => current.as_deref() == Some("power on"),
+            PowerTarget::Off | PowerTarget::SoftOff => current.as_deref() == Some("power off"),
+            PowerTarget::Reboot | PowerTarget::SoftReboot => false,
+        };
+        if !already {
+            crate::ops::set_power_state(&self.config, doc, target.as_str(), POWER_TIMEOUT)
+                .await
+                .map_err(|e| Self::power_failure(target, &e))?;
+        }
+        Ok(target.final_state())
+    }
+
+    fn power_failure(target: PowerTarget, error: &str) -> String {
+        format!(
+            "Failed to change power state to '{}' by '{}': {error}",
+            target.final_state(),
+            target.as_str()
+        )
     }
 
     async fn do_boot_device(
@@ -903,6 +960,12 @@ impl Engine {
                 )));
             }
             Engine::delay(self.config.fake.management_delay).await;
+            crate::ops::set_boot_device(&self.config, task.doc(), device, persistent)
+                .await
+                .map_err(|message| EngineError::Client {
+                    status: 500,
+                    message,
+                })?;
             let mut doc = task.doc().clone();
             // Kept under private keys, which no view shows.
             doc.insert("ferrite:boot_device".into(), json!(device));

@@ -21,9 +21,12 @@ pub mod error;
 pub mod handlers;
 pub mod hardware;
 pub mod http;
+pub mod httpboot;
 pub mod model;
 pub mod ops;
+pub mod redfish;
 pub mod storage;
+pub mod tftp;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -41,6 +44,66 @@ pub struct AppState {
     /// The conductor, behind the interface a split deployment replaces.
     pub conductor: Arc<dyn engine::ConductorApi>,
     pub engine: Arc<engine::Engine>,
+    /// The netboot servers' sockets, bound by [`prepare`] (so the
+    /// configuration carries their real addresses) and served by [`serve`].
+    pub netboot: std::sync::Mutex<Option<NetbootListeners>>,
+}
+
+/// Sockets of the built-in TFTP and HTTP boot servers.
+pub struct NetbootListeners {
+    pub tftp: Option<std::net::UdpSocket>,
+    pub http: Option<TcpListener>,
+}
+
+/// Binds the netboot servers `[deploy]` asks for and writes their real
+/// addresses back (`tftp_bind`, `http_bind`, and `http_url` when unset), so
+/// port 0 works; creates the roots and the bootfiles.
+pub fn bind_netboot(config: &mut Config) -> Result<NetbootListeners, StartError> {
+    let deploy = &mut config.deploy;
+    let mut listeners = NetbootListeners {
+        tftp: None,
+        http: None,
+    };
+    if deploy.tftp_bind.is_none() && deploy.http_bind.is_none() {
+        return Ok(listeners);
+    }
+    for dir in [&deploy.tftp_root, &deploy.http_root, &deploy.dhcp_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::Netboot(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if let Some(bind) = deploy.tftp_bind.clone() {
+        let socket = std::net::UdpSocket::bind(&bind).map_err(|e| {
+            StartError::Netboot(format!("cannot bind the TFTP server to {bind}: {e}"))
+        })?;
+        deploy.tftp_bind = Some(socket.local_addr()?.to_string());
+        listeners.tftp = Some(socket);
+    }
+    if let Some(bind) = deploy.http_bind.clone() {
+        let listener = TcpListener::bind(&bind).map_err(|e| {
+            StartError::Netboot(format!("cannot bind the HTTP boot server to {bind}: {e}"))
+        })?;
+        let actual = listener.local_addr()?;
+        deploy.http_bind = Some(actual.to_string());
+        if deploy.http_url.is_none() {
+            let host = if actual.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                actual.ip().to_string()
+            };
+            deploy.http_url = Some(match actual {
+                std::net::SocketAddr::V6(_) if !actual.ip().is_unspecified() => {
+                    format!("http://[{host}]:{}", actual.port())
+                }
+                _ => format!("http://{host}:{}", actual.port()),
+            });
+        }
+        listeners.http = Some(listener);
+    }
+    boot::ensure_bootfiles(config).map_err(StartError::Netboot)?;
+    if config.deploy.http_bind.is_some() {
+        boot::write_boot_ipxe(config).map_err(StartError::Netboot)?;
+    }
+    Ok(listeners)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +116,15 @@ pub enum StartError {
     Recovery(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("netboot: {0}")]
+    Netboot(String),
 }
 
 /// Connects, migrates, registers this conductor and recovers the nodes a
 /// previous run of it left reserved.
 pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
+    let mut config = config;
+    let netboot = bind_netboot(&mut config)?;
     let config = Arc::new(config);
     let registry = Arc::new(
         hardware::Registry::new(config.hardware.clone())
@@ -88,6 +155,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         registry,
         conductor: Arc::new(engine.clone()),
         engine,
+        netboot: std::sync::Mutex::new(Some(netboot)),
     }))
 }
 
@@ -127,6 +195,33 @@ pub async fn serve(
     .listen(listener)?
     .run();
     let handle = server.handle();
+    let netboot = state
+        .netboot
+        .lock()
+        .map(|mut slot| slot.take())
+        .unwrap_or(None);
+    let mut tftp_server = None;
+    let mut http_boot = None;
+    if let Some(listeners) = netboot {
+        if let Some(socket) = listeners.tftp {
+            socket.set_nonblocking(true)?;
+            let socket = tokio::net::UdpSocket::from_std(socket)?;
+            let server = tftp::serve(
+                socket,
+                state.config.deploy.tftp_root.clone(),
+                tftp::TftpOptions::default(),
+            );
+            tracing::info!(addr = %server.local_addr, "TFTP server listening");
+            tftp_server = Some(server);
+        }
+        if let Some(listener) = listeners.http {
+            let server = httpboot::serve(listener, state.config.deploy.http_root.clone())?;
+            let boot_handle = server.handle();
+            tokio::spawn(server);
+            tracing::info!(url = ?state.config.deploy.http_url, "HTTP boot server listening");
+            http_boot = Some(boot_handle);
+        }
+    }
     let heartbeat = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -145,6 +240,12 @@ pub async fn serve(
         () = shutdown => handle.stop(true).await,
     }
     heartbeat.abort();
+    if let Some(server) = tftp_server {
+        server.stop();
+    }
+    if let Some(handle) = http_boot {
+        handle.stop(true).await;
+    }
     state.engine.drain().await;
     if let Err(err) = storage::unregister_conductor(&state.db, &state.config.host).await {
         tracing::warn!(error = %err, "failed to mark the conductor offline");

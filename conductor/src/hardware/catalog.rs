@@ -88,7 +88,7 @@ impl HardwareTypeSpec {
 }
 
 /// Every hardware type Ferrite knows. Only those in `enabled_hardware_types` are served.
-pub static HARDWARE_TYPES: &[HardwareTypeSpec] = &[FAKE_HARDWARE, MANUAL_MANAGEMENT];
+pub static HARDWARE_TYPES: &[HardwareTypeSpec] = &[FAKE_HARDWARE, MANUAL_MANAGEMENT, REDFISH];
 
 /// Looks up a known hardware type by name.
 pub fn hardware_type(name: &str) -> Option<&'static HardwareTypeSpec> {
@@ -169,6 +169,37 @@ const MANUAL_MANAGEMENT: HardwareTypeSpec = HardwareTypeSpec {
     },
 };
 
+/// Machines with a Redfish BMC. Upstream's lists, less the implementations this conductor does
+/// not have (redfish bios/inspect/raid/vendor/firmware/console, virtual media and HTTPS boot).
+const REDFISH: HardwareTypeSpec = HardwareTypeSpec {
+    name: "redfish",
+    class_name: "RedfishHardware",
+    accepts_any_enabled_interface: false,
+    supported: SupportedInterfaces {
+        bios: &["no-bios"],
+        boot: &["ipxe", "pxe"],
+        console: &["no-console", "fake-graphical"],
+        deploy: &[
+            "autodetect",
+            "direct",
+            "ansible",
+            "ramdisk",
+            "anaconda",
+            "bootc",
+            "custom-agent",
+        ],
+        firmware: &["no-firmware"],
+        inspect: &["agent", "no-inspect"],
+        management: &["redfish", "noop"],
+        network: GENERIC_NETWORK,
+        power: &["redfish"],
+        raid: &["no-raid", "agent"],
+        rescue: &["no-rescue", "agent"],
+        storage: GENERIC_STORAGE,
+        vendor: &["no-vendor"],
+    },
+};
+
 /// An implementation that accepts every node and reads nothing from `driver_info`.
 const fn accepting(kind: InterfaceKind, name: &'static str) -> InterfaceSpec {
     InterfaceSpec {
@@ -211,8 +242,18 @@ pub static INTERFACES: &[InterfaceSpec] = &[
     accepting(K::Bios, "fake"),
     refusing(K::Bios, "no-bios"),
     accepting(K::Boot, "fake"),
-    not_here(K::Boot, "ipxe", PXE_FAMILY_BOOT_PROPERTIES),
-    not_here(K::Boot, "pxe", PXE_FAMILY_BOOT_PROPERTIES),
+    InterfaceSpec {
+        kind: K::Boot,
+        name: "ipxe",
+        properties: PXE_FAMILY_BOOT_PROPERTIES,
+        validate: super::validate::pxe_boot,
+    },
+    InterfaceSpec {
+        kind: K::Boot,
+        name: "pxe",
+        properties: PXE_FAMILY_BOOT_PROPERTIES,
+        validate: super::validate::pxe_boot,
+    },
     not_here(K::Boot, "http-ipxe", PXE_FAMILY_BOOT_PROPERTIES),
     not_here(K::Boot, "http", PXE_FAMILY_BOOT_PROPERTIES),
     accepting(K::Console, "fake"),
@@ -234,11 +275,23 @@ pub static INTERFACES: &[InterfaceSpec] = &[
     not_here(K::Inspect, "agent", &[]),
     accepting(K::Management, "fake"),
     accepting(K::Management, "noop"),
+    InterfaceSpec {
+        kind: K::Management,
+        name: "redfish",
+        properties: crate::redfish::PROPERTIES,
+        validate: super::validate::redfish,
+    },
     accepting(K::Network, "noop"),
     not_here(K::Network, "flat", &[]),
     not_here(K::Network, "neutron", &[]),
     not_here(K::Network, "ironic-networking", &[]),
     accepting(K::Power, "fake"),
+    InterfaceSpec {
+        kind: K::Power,
+        name: "redfish",
+        properties: crate::redfish::PROPERTIES,
+        validate: super::validate::redfish,
+    },
     not_here(K::Power, "agent", &[]),
     accepting(K::Raid, "fake"),
     refusing(K::Raid, "no-raid"),

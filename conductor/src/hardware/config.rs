@@ -99,13 +99,14 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 impl Default for InterfaceConfig {
-    /// Ferrite's defaults: the `fake-hardware` and `manual-management` hardware types with the
+    /// Ferrite's defaults: the `fake-hardware`, `manual-management` and `redfish` hardware types
+    /// (upstream's defaults enable `redfish` too) with the
     /// interfaces of the reference deployment the transcripts were taken from, so that a
     /// `fake-hardware` node without interface fields gets fake everything except `noop` network
     /// and storage. Storage defaults to `noop` explicitly, as upstream's option does.
     fn default() -> InterfaceConfig {
         InterfaceConfig {
-            enabled_hardware_types: names(&["fake-hardware", "manual-management"]),
+            enabled_hardware_types: names(&["fake-hardware", "manual-management", "redfish"]),
             enabled_bios_interfaces: names(&["no-bios", "fake"]),
             default_bios_interface: None,
             enabled_boot_interfaces: names(&["ipxe", "pxe", "fake"]),
@@ -118,11 +119,11 @@ impl Default for InterfaceConfig {
             default_firmware_interface: None,
             enabled_inspect_interfaces: names(&["no-inspect", "fake"]),
             default_inspect_interface: None,
-            enabled_management_interfaces: names(&["fake"]),
+            enabled_management_interfaces: names(&["fake", "redfish"]),
             default_management_interface: None,
             enabled_network_interfaces: names(&["noop"]),
             default_network_interface: None,
-            enabled_power_interfaces: names(&["fake"]),
+            enabled_power_interfaces: names(&["fake", "redfish"]),
             default_power_interface: None,
             enabled_raid_interfaces: names(&["no-raid", "fake"]),
             default_raid_interface: None,

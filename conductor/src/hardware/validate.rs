@@ -84,6 +84,16 @@ pub fn has_no_implementation_here(check: &InterfaceCheck<'_>) -> Result<(), Stri
     ))
 }
 
+/// The check of the `redfish` power and management interfaces: the BMC's `driver_info`.
+pub fn redfish(check: &InterfaceCheck<'_>) -> Result<(), String> {
+    crate::redfish::parse_driver_info(check.node.node_uuid, check.node.driver_info).map(|_| ())
+}
+
+/// The check of the `pxe` and `ipxe` boot interfaces: the deploy kernel and ramdisk.
+pub fn pxe_boot(check: &InterfaceCheck<'_>) -> Result<(), String> {
+    crate::boot::validate_driver_info(check.node.driver_info)
+}
+
 /// Traits requested in `instance_info` must be a list of strings, all set on the node.
 fn check_instance_traits(node: &NodeValidationInput<'_>) -> Result<(), String> {
     let Some(requested) = node.instance_info.get("traits") else {

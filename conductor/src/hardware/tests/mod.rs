@@ -187,7 +187,7 @@ fn invalid_configurations_are_refused_at_start() {
         (
             config_with(|config| config.enabled_hardware_types = strings(&["ipmi"])),
             "enabled_hardware_types names unknown hardware type 'ipmi' \
-             (known: fake-hardware, manual-management)",
+             (known: fake-hardware, manual-management, redfish)",
         ),
         (
             config_with(|config| config.enabled_bios_interfaces = strings(&["redfish"])),
@@ -228,7 +228,7 @@ fn invalid_configurations_are_refused_at_start() {
         ConfigError::UnknownInterface {
             kind: K::Power,
             name: "x".into(),
-            known: "fake, agent".into(),
+            known: "fake, redfish, agent".into(),
         }
     );
 }
@@ -243,11 +243,11 @@ fn an_empty_enabled_list_means_each_hardware_types_first_choice() {
     let registry = Registry::new(config).expect("valid");
     assert_eq!(
         registry.enabled_interfaces(InterfaceKind::Management),
-        ["fake", "noop"]
+        ["fake", "noop", "redfish"]
     );
     assert_eq!(
         registry.enabled_interfaces(InterfaceKind::Power),
-        ["fake", "agent"]
+        ["fake", "agent", "redfish"]
     );
     assert_eq!(
         registry.enabled_interfaces(InterfaceKind::Vendor),
@@ -459,11 +459,8 @@ fn node_updates_follow_upstreams_rules() {
 
 #[test]
 fn driver_list_matches_upstream() {
-    let mut expected = parse(upstream::DRIVER_LIST);
-    // The reference deployment also enabled redfish, which Ferrite does not carry yet.
-    if let Some(Value::Array(drivers)) = expected.get_mut("drivers") {
-        drivers.retain(|driver| driver["name"] != "redfish");
-    }
+    // The reference deployment enabled redfish too, as Ferrite's defaults do.
+    let expected = parse(upstream::DRIVER_LIST);
     let body = registry().drivers_list(ApiVersion::MAX, false, None, &hosts(), BASE_URL);
     assert_eq!(body, expected);
     let dynamic =
@@ -499,10 +496,14 @@ fn driver_show_matches_upstream() {
         with_sorted_enabled_lists(shown),
         with_sorted_enabled_lists(parse(upstream::DRIVER_SHOW_FAKE_HARDWARE))
     );
-    assert_eq!(
-        registry().driver_show("redfish", ApiVersion::MAX, &hosts(), BASE_URL),
-        None
-    );
+    let redfish = registry()
+        .driver_show("redfish", ApiVersion::MAX, &hosts(), BASE_URL)
+        .expect("enabled by default");
+    assert_eq!(redfish["default_power_interface"], "redfish");
+    assert_eq!(redfish["default_management_interface"], "redfish");
+    assert_eq!(redfish["default_boot_interface"], "ipxe");
+    assert_eq!(redfish["enabled_boot_interfaces"], json!(["ipxe", "pxe"]));
+    assert_eq!(redfish["enabled_power_interfaces"], json!(["redfish"]));
 }
 
 #[test]
@@ -613,7 +614,22 @@ fn driver_properties_match_upstream() {
         serde_json::to_value(properties).expect("serializable"),
         parse(upstream::DRIVER_PROPERTIES_FAKE_HARDWARE)
     );
-    assert_eq!(registry().driver_properties("redfish"), None);
+    let redfish = registry()
+        .driver_properties("redfish")
+        .expect("enabled by default");
+    for key in [
+        "redfish_address",
+        "redfish_system_id",
+        "redfish_username",
+        "redfish_password",
+        "redfish_verify_ca",
+        "redfish_auth_type",
+        "deploy_kernel",
+        "deploy_ramdisk",
+    ] {
+        assert!(redfish.contains_key(key), "{key}");
+    }
+    assert!(redfish["redfish_address"].ends_with("Required"));
 }
 
 #[test]
@@ -715,7 +731,8 @@ fn validation_of_a_manual_management_node() {
     }
     assert_eq!(
         reason("boot"),
-        "The boot interface 'ipxe' is not implemented by this conductor."
+        "Cannot validate PXE bootloader. Some parameters were missing in node's driver_info \
+         and configuration. Missing are: ['deploy_kernel', 'deploy_ramdisk']"
     );
     assert_eq!(body.get("vendor"), None);
     assert_eq!(body.as_object().map(Map::len), Some(12));
