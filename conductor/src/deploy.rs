@@ -419,12 +419,10 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
         .await
         .map_err(|e| format!("Cannot create {}: {e}", served_dir.display()))?;
     let served = served_dir.join(format!("{key}.img"));
-    if !served.exists() {
-        if tokio::fs::hard_link(&raw, &served).await.is_err() {
-            tokio::fs::copy(&raw, &served)
-                .await
-                .map_err(|e| format!("Cannot copy the image to {}: {e}", served.display()))?;
-        }
+    if !served.exists() && tokio::fs::hard_link(&raw, &served).await.is_err() {
+        tokio::fs::copy(&raw, &served)
+            .await
+            .map_err(|e| format!("Cannot copy the image to {}: {e}", served.display()))?;
     }
     let digest = sha256_file(&raw).await?;
     Ok(ServedImage {
