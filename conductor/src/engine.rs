@@ -316,7 +316,9 @@ impl Engine {
     /// had reserved lose the reservation, and those caught in a transient
     /// state move to the matching failure state with a `last_error`, as
     /// upstream does when a conductor restarts.
-    pub async fn recover(&self) -> EngineResult<usize> {
+    pub async fn recover(self: &Arc<Self>) -> EngineResult<usize> {
+        // Nodes a previous run left waiting for their agent time out too.
+        self.ensure_timeout_watch();
         let host = self.host().to_string();
         let mut recovered = 0;
         for row in storage::nodes_reserved_by(self.db.conn(), &host).await? {

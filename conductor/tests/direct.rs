@@ -86,7 +86,11 @@ impl TestAgent {
 
     /// IPA's start: lookup by MAC, keep the token, heartbeat once.
     async fn check_in(&self, api: &str) -> Value {
-        let lookup = lookup(api, &format!("addresses={MAC}")).await;
+        self.check_in_with(api, &format!("addresses={MAC}")).await
+    }
+
+    async fn check_in_with(&self, api: &str, query: &str) -> Value {
+        let lookup = lookup(api, query).await;
         assert_eq!(lookup.0, 200, "lookup: {}", lookup.1);
         let config = &lookup.1["config"];
         assert_eq!(config["agent_token_required"], true);
@@ -237,6 +241,10 @@ async fn start(timeout_secs: u64) -> TestServer {
 /// An enrolled `direct` node with fake power, management and boot, and
 /// one port.
 async fn direct_node(api: &BaremetalClient, name: &str) -> String {
+    direct_node_with_mac(api, name, MAC).await
+}
+
+async fn direct_node_with_mac(api: &BaremetalClient, name: &str, mac: &str) -> String {
     let node = api
         .create_node(&json!({
             "driver": "fake-hardware",
@@ -249,7 +257,7 @@ async fn direct_node(api: &BaremetalClient, name: &str) -> String {
         .await
         .expect("create node");
     let uuid = node["uuid"].as_str().expect("uuid").to_string();
-    api.create_port(&json!({"address": MAC, "node_uuid": uuid}))
+    api.create_port(&json!({"address": mac, "node_uuid": uuid}))
         .await
         .expect("create port");
     uuid
@@ -257,6 +265,10 @@ async fn direct_node(api: &BaremetalClient, name: &str) -> String {
 
 /// manage → provide through an automated clean run by the agent.
 async fn make_available(api: &BaremetalClient, agent: &TestAgent, uuid: &str) {
+    make_available_with(api, agent, uuid, &format!("addresses={MAC}")).await
+}
+
+async fn make_available_with(api: &BaremetalClient, agent: &TestAgent, uuid: &str, query: &str) {
     api.set_provision_state(uuid, "manage", None)
         .await
         .expect("manage");
@@ -267,7 +279,7 @@ async fn make_available(api: &BaremetalClient, agent: &TestAgent, uuid: &str) {
         .await
         .expect("provide");
     wait_for_state(api, uuid, "clean wait").await;
-    agent.check_in(api.base()).await;
+    agent.check_in_with(api.base(), query).await;
     api.wait_for_provision_state(uuid, "available", WAIT)
         .await
         .expect("available after cleaning");
@@ -703,5 +715,145 @@ async fn failing_write_image_fails_the_deploy_with_the_agents_message() {
     api.wait_for_provision_state(&uuid, "active", WAIT)
         .await
         .expect("active after retry");
+    server.stop().await;
+}
+
+/// A tiny image server counting downloads.
+async fn image_server(body: Vec<u8>) -> (String, Arc<Mutex<u32>>, actix_web::dev::ServerHandle) {
+    let hits = Arc::new(Mutex::new(0u32));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind images");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let counter = hits.clone();
+    let body = web::Bytes::from(body);
+    let server = HttpServer::new(move || {
+        let counter = counter.clone();
+        let body = body.clone();
+        App::new().route(
+            "/disk.qcow2",
+            web::get().to(move || {
+                let counter = counter.clone();
+                let body = body.clone();
+                async move {
+                    *counter.lock().expect("lock") += 1;
+                    HttpResponse::Ok().body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, hits, handle)
+}
+
+#[tokio::test]
+async fn http_download_source_caches_converts_and_serves_the_image_once() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let qcow2 = scratch.path().join("disk.qcow2");
+    let made = std::process::Command::new("qemu-img")
+        .args(["create", "-f", "qcow2"])
+        .arg(&qcow2)
+        .arg("1M")
+        .output()
+        .expect("qemu-img");
+    assert!(made.status.success(), "{made:?}");
+    let (images, hits, images_handle) = image_server(std::fs::read(&qcow2).expect("read")).await;
+    let http_root = scratch.path().join("http");
+    let cache = scratch.path().join("cache");
+    let (root, cache_dir) = (http_root.clone(), cache.clone());
+    let server = TestServer::start_with("sqlite", move |config| {
+        config.deploy.http_root = root;
+        config.deploy.image_cache_dir = cache_dir;
+        config.deploy.http_url = Some("http://192.0.2.1:8080".into());
+    })
+    .await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let mut served_urls = Vec::new();
+    for (name, mac) in [
+        ("cache-1", "52:54:00:cc:00:01"),
+        ("cache-2", "52:54:00:cc:00:02"),
+    ] {
+        let uuid = direct_node_with_mac(&api, name, mac).await;
+        make_available_with(&api, &agent, &uuid, &format!("addresses={mac}")).await;
+        agent.forget();
+        api.patch_node(
+            &uuid,
+            &json!([
+                {"op": "add", "path": "/instance_info/image_source", "value": format!("{images}/disk.qcow2")},
+                {"op": "add", "path": "/instance_info/image_disk_format", "value": "qcow2"},
+                {"op": "add", "path": "/instance_info/image_download_source", "value": "http"},
+            ]),
+        )
+        .await
+        .expect("instance_info");
+        api.set_provision_state(&uuid, "active", None)
+            .await
+            .expect("deploy");
+        wait_for_state(&api, &uuid, "wait call-back").await;
+        agent
+            .check_in_with(api.base(), &format!("node_uuid={uuid}"))
+            .await;
+        api.wait_for_provision_state(&uuid, "active", WAIT)
+            .await
+            .expect("active");
+        let info =
+            agent.params_of("deploy.execute_deploy_step")["step"]["args"]["image_info"].clone();
+        assert_eq!(info["disk_format"], "raw", "{info}");
+        assert_eq!(info["os_hash_algo"], "sha256");
+        let url = info["urls"][0].as_str().expect("url").to_string();
+        assert!(url.starts_with("http://192.0.2.1:8080/images/"), "{url}");
+        let file = http_root
+            .join("images")
+            .join(url.rsplit('/').next().expect("name"));
+        let raw = std::fs::read(&file).expect("served image");
+        assert_eq!(raw.len(), 1024 * 1024, "converted to raw");
+        let digest = std::process::Command::new("sha256sum")
+            .arg(&file)
+            .output()
+            .expect("sha256sum");
+        let digest = String::from_utf8_lossy(&digest.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(info["os_hash_value"], digest.as_str());
+        served_urls.push(url);
+    }
+    assert_eq!(
+        served_urls[0], served_urls[1],
+        "one cached copy for both nodes"
+    );
+    assert_eq!(*hits.lock().expect("lock"), 1, "downloaded once");
+    images_handle.stop(false).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_left_waiting_by_a_previous_run_time_out() {
+    let server = start(600).await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "restart-1").await;
+    make_available(&api, &agent, &uuid).await;
+    set_image(&api, &uuid).await;
+    api.set_provision_state(&uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(&api, &uuid, "wait call-back").await;
+    let db = server.shutdown().await;
+    let server = TestServer::start_on(db, |config| {
+        config.deploy.callback_timeout_secs = 1;
+    })
+    .await;
+    let api = server.client();
+    let failed = wait_for_state(&api, &uuid, "deploy failed").await;
+    assert_eq!(
+        failed["last_error"],
+        format!("Timeout reached while waiting for callback for node {uuid}")
+    );
     server.stop().await;
 }
