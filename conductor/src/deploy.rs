@@ -219,16 +219,31 @@ pub struct ServedImage {
     pub hash: Option<(String, String)>,
 }
 
-/// Builds `image_info` for the agent's `write_image` step.
-pub fn image_info(doc: &Doc, image: &ServedImage) -> Result<Value, String> {
+/// The node's `disk_label` capability, if any.
+fn disk_label(doc: &Doc) -> Option<String> {
+    let capabilities = doc
+        .get("properties")
+        .and_then(|p| p.get("capabilities"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    capabilities
+        .split(',')
+        .find_map(|pair| match pair.split_once(':') {
+            Some(("disk_label", label)) => Some(label.trim().to_string()),
+            _ => None,
+        })
+}
+
+/// Builds `image_info` for the agent's `write_image` step, with the keys
+/// upstream's direct deploy sends (partition images add their layout).
+pub fn image_info(
+    doc: &Doc,
+    image: &ServedImage,
+    configdrive: Option<&Value>,
+) -> Result<Value, String> {
     let info = instance_info(doc);
     let source = info_str(&info, "image_source").unwrap_or(&image.url);
-    let id = source
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(source)
-        .to_string();
+    let id = source.rsplit('/').next().unwrap_or(source).to_string();
     let whole_disk = is_whole_disk(doc);
     let mut out = Map::new();
     out.insert("id".into(), json!(id));
@@ -261,6 +276,27 @@ pub fn image_info(doc: &Doc, image: &ServedImage) -> Result<Value, String> {
             }
         }
     }
+    let mut proxies = Map::new();
+    for scheme in ["http", "https"] {
+        if let Some(proxy) = doc
+            .get("driver_info")
+            .and_then(|d| d.get(format!("image_{scheme}_proxy").as_str()))
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            proxies.insert(scheme.into(), json!(proxy));
+        }
+    }
+    if !proxies.is_empty() {
+        out.insert("proxies".into(), Value::Object(proxies));
+        if let Some(no_proxy) = doc.get("driver_info").and_then(|d| d.get("image_no_proxy")) {
+            out.insert("no_proxy".into(), no_proxy.clone());
+        }
+    }
+    out.insert(
+        "node_uuid".into(),
+        json!(storage::doc_str(doc, "uuid").unwrap_or("")),
+    );
     let mode = boot_mode(doc);
     out.insert(
         "image_type".into(),
@@ -272,11 +308,17 @@ pub fn image_info(doc: &Doc, image: &ServedImage) -> Result<Value, String> {
     );
     out.insert("boot_mode".into(), json!(mode));
     if !whole_disk {
+        let root_gb = info_int(&info, "root_gb")?;
         out.insert(
-            "node_uuid".into(),
-            json!(storage::doc_str(doc, "uuid").unwrap_or("")),
+            "kernel".into(),
+            info.get("kernel").cloned().unwrap_or(Value::Null),
         );
-        out.insert("root_mb".into(), json!(1024 * info_int(&info, "root_gb")?));
+        out.insert(
+            "ramdisk".into(),
+            info.get("ramdisk").cloned().unwrap_or(Value::Null),
+        );
+        out.insert("root_gb".into(), json!(root_gb));
+        out.insert("root_mb".into(), json!(1024 * root_gb));
         out.insert("swap_mb".into(), json!(info_int(&info, "swap_mb")?));
         out.insert(
             "ephemeral_mb".into(),
@@ -287,19 +329,27 @@ pub fn image_info(doc: &Doc, image: &ServedImage) -> Result<Value, String> {
             info.get("ephemeral_format").cloned().unwrap_or(Value::Null),
         );
         out.insert(
+            "configdrive".into(),
+            configdrive.cloned().unwrap_or(Value::Null),
+        );
+        out.insert(
             "preserve_ephemeral".into(),
-            json!(info
-                .get("preserve_ephemeral")
-                .map(|v| match v {
-                    Value::Bool(b) => *b,
-                    Value::String(s) =>
-                        matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
-                    _ => false,
-                })
-                .unwrap_or(false)),
+            json!(info.get("preserve_ephemeral").is_some_and(|v| match v {
+                Value::Bool(b) => *b,
+                Value::String(s) => {
+                    matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
+                }
+                _ => false,
+            })),
         );
         out.insert("deploy_boot_mode".into(), json!(mode));
         out.insert("boot_option".into(), json!("local"));
+        if let Some(label) = disk_label(doc) {
+            out.insert("disk_label".into(), json!(label));
+        }
+    }
+    if let Some(configdrive) = configdrive {
+        out.insert("configdrive".into(), configdrive.clone());
     }
     Ok(Value::Object(out))
 }
@@ -512,8 +562,9 @@ async fn sha256_file(path: &Path) -> Result<String, String> {
 }
 
 /// The node as sent to the agent with a command (secrets masked, as
-/// upstream's `as_dict(secure=True)`).
-pub fn node_for_agent(doc: &Doc) -> Value {
+/// upstream's `as_dict(secure=True)`; the config drive kept when
+/// `with_configdrive`, as upstream does for deploy steps).
+pub fn node_for_agent(doc: &Doc, with_configdrive: bool) -> Value {
     let mut node = Map::new();
     for key in [
         "uuid",
@@ -535,7 +586,13 @@ pub fn node_for_agent(doc: &Doc) -> Value {
                     "instance_info" | "driver_info" | "driver_internal_info"
                 ) =>
             {
-                Value::Object(mask_secrets(&map))
+                let mut masked = mask_secrets(&map);
+                if with_configdrive && key == "instance_info" {
+                    if let Some(drive) = map.get("configdrive") {
+                        masked.insert("configdrive".into(), drive.clone());
+                    }
+                }
+                Value::Object(masked)
             }
             other => other,
         };
@@ -605,8 +662,10 @@ mod tests {
             disk_format: None,
             hash: None,
         };
-        let info = image_info(&node, &served).expect("image_info");
+        let info = image_info(&node, &served, None).expect("image_info");
         assert_eq!(info["urls"], json!(["http://images/os.qcow2"]));
+        assert_eq!(info["node_uuid"], "1be26c0b-03f2-4d2e-ae87-c02d7f33c123");
+        assert_eq!(info["root_gb"], 10);
         assert_eq!(info["id"], "os.qcow2");
         assert_eq!(info["root_mb"], 10240);
         assert_eq!(info["swap_mb"], 512);
@@ -626,7 +685,10 @@ mod tests {
             disk_format: None,
             hash: None,
         };
-        let info = image_info(&node, &served).expect("image_info");
+        let drive = json!("H4sIpacked");
+        let info = image_info(&node, &served, Some(&drive)).expect("image_info");
+        assert_eq!(info["configdrive"], "H4sIpacked");
+        assert!(info.get("deploy_boot_mode").is_none());
         assert_eq!(info["image_type"], "whole-disk");
         assert_eq!(info["checksum"], "md5sum");
         assert!(info.get("root_mb").is_none());
@@ -642,7 +704,7 @@ mod tests {
             disk_format: None,
             hash: None,
         };
-        let err = image_info(&node, &served).expect_err("bad root_gb");
+        let err = image_info(&node, &served, None).expect_err("bad root_gb");
         assert!(err.contains("root_gb"), "{err}");
     }
 

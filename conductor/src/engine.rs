@@ -1085,6 +1085,10 @@ impl ConductorApi for Arc<Engine> {
 /// flow, so the flow resumes (rather than starts) when it runs again.
 const RAMDISK_BOOTED: &str = "ferrite:ramdisk_booted";
 
+/// How many times (a second apart) the conductor checks that the agent
+/// powered the machine off before forcing it off.
+const POWER_OFF_CHECKS: u32 = 15;
+
 /// How long a power change through the power interface may take.
 const POWER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -1332,7 +1336,7 @@ impl Engine {
         match name {
             "write_image" => {
                 let ports = self.port_docs(task).await?;
-                let node = crate::deploy::node_for_agent(&doc);
+                let node = crate::deploy::node_for_agent(&doc, true);
                 let ports = crate::deploy::ports_for_agent(&ports);
                 // Upstream refreshes the agent's steps before running them.
                 match agent
@@ -1344,9 +1348,14 @@ impl Engine {
                 {
                     Ok(result) => {
                         let cached = result.get("deploy_steps").cloned().unwrap_or(Value::Null);
+                        let version = result
+                            .get("hardware_manager_version")
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         self.update_doc(task, |doc| {
                             with_internal(doc, |internal| {
                                 internal.insert("agent_cached_deploy_steps".into(), cached);
+                                internal.insert("hardware_manager_version".into(), version);
                             });
                         })
                         .await?;
@@ -1356,8 +1365,14 @@ impl Engine {
                     }
                 }
                 let served = crate::deploy::serve_image(&self.config, &doc).await?;
-                let image_info = crate::deploy::image_info(&doc, &served)?;
                 let configdrive = crate::deploy::configdrive_for_agent(&doc)?;
+                let image_info = crate::deploy::image_info(&doc, &served, configdrive.as_ref())?;
+                let version = task
+                    .doc()
+                    .get("driver_internal_info")
+                    .and_then(|i| i.get("hardware_manager_version"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let step = json!({
                     "step": "write_image",
                     "interface": "deploy",
@@ -1367,30 +1382,63 @@ impl Engine {
                 agent
                     .run(
                         "deploy.execute_deploy_step",
-                        json!({"step": step, "node": node, "ports": ports}),
+                        json!({"step": step, "node": node, "ports": ports, "deploy_version": version}),
                     )
                     .await?;
                 Ok(())
             }
             "prepare_instance_boot" => {
-                if crate::deploy::is_whole_disk(&doc) {
+                let whole_disk = crate::deploy::is_whole_disk(&doc);
+                let uuids = match agent
+                    .run_sync("standby.get_partition_uuids", json!({}))
+                    .await
+                {
+                    Ok(uuids) => uuids,
+                    // A whole-disk image boots from its own bootloader.
+                    Err(err) if whole_disk => {
+                        tracing::warn!(node = task.row.uuid(), error = %err, "no partition UUIDs from the agent");
+                        Value::Null
+                    }
+                    Err(err) => return Err(err),
+                };
+                let root = uuids.get("root uuid").cloned().unwrap_or(Value::Null);
+                if let Some(root) = root.as_str() {
+                    let root = root.to_string();
+                    self.update_doc(task, |doc| {
+                        with_internal(doc, |internal| {
+                            internal.insert("root_uuid_or_disk_id".into(), json!(root));
+                        });
+                    })
+                    .await?;
+                }
+                if whole_disk {
                     return Ok(());
                 }
-                let uuids = agent
-                    .run_sync("standby.get_partition_uuids", json!({}))
-                    .await?;
-                let root = uuids.get("root uuid").cloned().unwrap_or(Value::Null);
                 if root.is_null() {
                     return Err("the agent reported no root partition UUID".into());
                 }
-                let efi = uuids
-                    .get("efi system partition uuid")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let prep = uuids
-                    .get("PReP Boot partition uuid")
-                    .cloned()
-                    .unwrap_or(Value::Null);
+                let mode = crate::deploy::boot_mode(&doc);
+                let efi = if mode == "uefi" {
+                    uuids
+                        .get("efi system partition uuid")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
+                let ppc = doc
+                    .get("properties")
+                    .and_then(|p| p.get("cpu_arch"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|arch| arch.starts_with("ppc64"));
+                let prep = if ppc {
+                    uuids
+                        .get("PReP Boot partition uuid")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
                 agent
                     .run(
                         "image.install_bootloader",
@@ -1398,31 +1446,40 @@ impl Engine {
                             "root_uuid": root,
                             "efi_system_part_uuid": efi,
                             "prep_boot_part_uuid": prep,
-                            "target_boot_mode": crate::deploy::boot_mode(&doc),
+                            "target_boot_mode": mode,
                         }),
                     )
                     .await?;
                 Ok(())
             }
             "tear_down_agent" => {
-                // The agent powers the machine off itself; the power
-                // interface makes sure of it.
-                if let Err(err) = agent.run_sync("standby.power_off", json!({})).await {
+                // The agent powers the machine off itself (asynchronously:
+                // it may never answer); the power interface makes sure.
+                if let Err(err) = agent.send("standby.power_off", json!({}), false).await {
                     tracing::warn!(node = task.row.uuid(), error = %err, "the agent failed to power the node off; using the power interface");
                 }
+                let mut off = false;
                 if !crate::drivers::is_fake_like(Self::interface(&doc, "power")) {
-                    for _ in 0..10 {
-                        if crate::ops::get_power_state(&self.config, &doc)
-                            .await?
-                            .as_deref()
-                            == Some("power off")
+                    for _ in 0..POWER_OFF_CHECKS {
+                        if let Ok(Some(state)) =
+                            crate::ops::get_power_state(&self.config, &doc).await
                         {
-                            break;
+                            if state == "power off" {
+                                off = true;
+                                break;
+                            }
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-                self.power_off(task).await
+                if off {
+                    self.update_doc(task, |doc| {
+                        doc.insert("power_state".into(), json!("power off"));
+                    })
+                    .await
+                } else {
+                    self.power_off(task).await
+                }
             }
             "switch_to_tenant_network" => Ok(()),
             "boot_instance" => {
@@ -1486,7 +1543,7 @@ impl Engine {
         let agent = self.agent_for(task)?;
         let uuid = task.row.uuid().to_string();
         let ports = self.port_docs(task).await?;
-        let node = crate::deploy::node_for_agent(&doc);
+        let node = crate::deploy::node_for_agent(&doc, false);
         let ports = crate::deploy::ports_for_agent(&ports);
         let offered = agent
             .run_sync(
@@ -1525,6 +1582,7 @@ impl Engine {
                     "agent_cached_clean_steps".into(),
                     offered.get("clean_steps").cloned().unwrap_or(Value::Null),
                 );
+                internal.insert("hardware_manager_version".into(), version.clone());
             });
         })
         .await?;

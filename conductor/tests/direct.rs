@@ -199,9 +199,13 @@ async fn list_commands(state: web::Data<Arc<AgentState>>) -> HttpResponse {
 }
 
 async fn lookup(api: &str, query: &str) -> (u16, Value) {
+    lookup_at(api, query, "1.68").await
+}
+
+async fn lookup_at(api: &str, query: &str, version: &str) -> (u16, Value) {
     let reply = reqwest::Client::new()
         .get(format!("{api}/v1/lookup?{query}"))
-        .header("X-OpenStack-Ironic-API-Version", "1.22")
+        .header("X-OpenStack-Ironic-API-Version", version)
         .send()
         .await
         .expect("lookup request");
@@ -388,6 +392,11 @@ async fn second_lookup_does_not_return_the_token_again() {
         .await
         .expect("provide");
     wait_for_state(&api, &uuid, "clean wait").await;
+    // Before 1.62 there are no agent tokens: none is generated.
+    let (status, early) = lookup_at(api.base(), &format!("node_uuid={uuid}"), "1.22").await;
+    assert_eq!(status, 200, "{early}");
+    assert!(early["config"]["agent_token"].is_null(), "{early}");
+    assert_eq!(early["node"]["uuid"], uuid.as_str());
     let (status, first) = lookup(api.base(), &format!("node_uuid={uuid}")).await;
     assert_eq!(status, 200, "{first}");
     let token = first["config"]["agent_token"].as_str().expect("token");
@@ -527,6 +536,16 @@ async fn direct_deploy_writes_the_image_through_the_agent_then_undeploys() {
     assert_eq!(info["disk_format"], "qcow2");
     assert_eq!(info["image_type"], "partition");
     assert_eq!(info["root_mb"], 10240);
+    assert_eq!(
+        write["deploy_version"],
+        json!({"generic_hardware_manager": "1.2"})
+    );
+    assert_eq!(info["node_uuid"], uuid.as_str());
+    assert_eq!(info["configdrive"], write["step"]["args"]["configdrive"]);
+    assert_eq!(
+        write["node"]["instance_info"]["configdrive"]["meta_data"]["hostname"], "deploy-1",
+        "deploy steps get the node with its config drive"
+    );
     let packed = write["step"]["args"]["configdrive"]
         .as_str()
         .expect("configdrive string");
@@ -602,8 +621,14 @@ async fn whole_disk_image_skips_the_bootloader() {
         vec![
             "deploy.get_deploy_steps",
             "deploy.execute_deploy_step",
+            "standby.get_partition_uuids",
             "standby.power_off"
         ]
+    );
+    let node = api.get_node(&uuid).await.expect("node");
+    assert_eq!(
+        node["driver_internal_info"]["root_uuid_or_disk_id"],
+        "7ca2f0b8-7c5b-4cb5-a3e6-02b3d07a0c11"
     );
     let write = agent.params_of("deploy.execute_deploy_step");
     let info = &write["step"]["args"]["image_info"];
