@@ -1538,7 +1538,10 @@ impl Engine {
             })
             .await?;
             self.boot_ramdisk(task).await?;
-            return Ok((Event::Wait, None));
+            // A manual clean keeps heading for manageable while it waits,
+            // as upstream passes that target along with `wait`.
+            let target = manual.then_some(ProvisionState::Manageable);
+            return Ok((Event::Wait, target));
         }
         let agent = self.agent_for(task)?;
         let uuid = task.row.uuid().to_string();
@@ -1725,11 +1728,14 @@ impl Engine {
             record(&mut doc);
             return self.save_and_release(&mut task, doc).await;
         }
+        // A manual clean resumes towards manageable (upstream's target).
+        let target = (target_of(&doc) == Some(ProvisionState::Manageable))
+            .then_some(ProvisionState::Manageable);
         if let Err(err) = self
             .fire_with(
                 &mut task,
                 Event::Resume,
-                None,
+                target,
                 Followup::BackgroundWork,
                 record,
                 false,
@@ -1823,6 +1829,13 @@ impl Engine {
                 )
             };
             let doc = task.doc().clone();
+            // Clean waits keep their target (upstream leaves it in place).
+            let kept_target =
+                if ferrite_conductor_states::recovery::callback_timeout_keeps_target(state) {
+                    storage::doc_str(&doc, "target_provision_state").map(str::to_string)
+                } else {
+                    None
+                };
             if let Err(err) =
                 crate::ops::set_power_state(&self.config, &doc, "power off", POWER_TIMEOUT).await
             {
@@ -1839,6 +1852,9 @@ impl Engine {
                         set_opt(doc, "last_error", Some(&message));
                         doc.insert("power_state".into(), json!("power off"));
                         reset_agent_flow(doc);
+                        if let Some(target) = kept_target {
+                            doc.insert("target_provision_state".into(), json!(target));
+                        }
                     },
                     true,
                 )

@@ -697,6 +697,11 @@ async fn clean_wait_timeout_fails_the_clean() {
         error.starts_with("Timeout reached while cleaning the node."),
         "{error}"
     );
+    assert_eq!(
+        failed["target_provision_state"], "available",
+        "a clean wait timeout keeps the target"
+    );
+    assert_eq!(failed["power_state"], "power off");
     // manage from clean failed works again.
     api.set_provision_state(&uuid, "manage", None)
         .await
@@ -880,5 +885,71 @@ async fn nodes_left_waiting_by_a_previous_run_time_out() {
         failed["last_error"],
         format!("Timeout reached while waiting for callback for node {uuid}")
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn manual_clean_runs_the_requested_agent_step() {
+    let server = start(600).await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "manual-1").await;
+    api.set_provision_state(&uuid, "manage", None)
+        .await
+        .expect("manage");
+    api.wait_for_provision_state(&uuid, "manageable", WAIT)
+        .await
+        .expect("manageable");
+    let steps = json!([{"interface": "deploy", "step": "erase_devices_metadata"}]);
+    api.set_provision_state(&uuid, "clean", Some(&json!({"clean_steps": steps})))
+        .await
+        .expect("clean");
+    let waiting = wait_for_state(&api, &uuid, "clean wait").await;
+    assert_eq!(waiting["target_provision_state"], "manageable");
+    agent.check_in(api.base()).await;
+    let node = api
+        .wait_for_provision_state(&uuid, "manageable", WAIT)
+        .await
+        .expect("manageable after manual clean");
+    assert_eq!(node["power_state"], "power off");
+    let executed = agent.params_of("clean.execute_clean_step");
+    assert_eq!(executed["step"]["step"], "erase_devices_metadata");
+    assert_eq!(
+        executed["clean_version"],
+        json!({"generic_hardware_manager": "1.2"})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn undeploy_while_waiting_for_the_agent_tears_down() {
+    let server = start(600).await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "abandon-1").await;
+    make_available(&api, &agent, &uuid).await;
+    set_image(&api, &uuid).await;
+    api.set_provision_state(&uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(&api, &uuid, "wait call-back").await;
+    let (status, _) = lookup(api.base(), &format!("addresses={MAC}")).await;
+    assert_eq!(status, 200);
+    api.set_provision_state(&uuid, "deleted", None)
+        .await
+        .expect("undeploy from wait call-back");
+    // Teardown then cleaning, which boots the ramdisk again.
+    let node = wait_for_state(&api, &uuid, "clean wait").await;
+    assert_eq!(node["instance_info"], json!({}));
+    assert!(
+        node["driver_internal_info"]
+            .get("agent_secret_token")
+            .is_none(),
+        "the deploy's token is gone"
+    );
+    agent.check_in(api.base()).await;
+    api.wait_for_provision_state(&uuid, "available", WAIT)
+        .await
+        .expect("available");
     server.stop().await;
 }
