@@ -390,11 +390,15 @@ pub fn configdrive_for_agent(doc: &Doc) -> Result<Option<Value>, String> {
 /// raw by the conductor first).
 const AGENT_FORMATS: &[&str] = &["raw", "qcow2"];
 
-/// Whether the conductor must download the image and serve it itself:
-/// `image_download_source` (instance_info over driver_info) is `http` or
-/// `local`, or the image's format needs converting.
+/// Whether the conductor must fetch the image and serve it itself: a
+/// `file://` image (the agent cannot reach the conductor's files),
+/// `image_download_source` (instance_info over driver_info) `http` or
+/// `local`, or an image format the agent does not write.
 pub fn needs_cache(doc: &Doc) -> bool {
     let info = instance_info(doc);
+    if info_str(&info, "image_source").is_some_and(|s| s.starts_with("file://")) {
+        return true;
+    }
     let source = info_str(&info, "image_download_source").or_else(|| {
         doc.get("driver_info")
             .and_then(|d| d.get("image_download_source"))
@@ -433,9 +437,10 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
             hash: None,
         });
     }
-    if !(source.starts_with("http://") || source.starts_with("https://")) {
+    let local_file = source.strip_prefix("file://").map(PathBuf::from);
+    if local_file.is_none() && !(source.starts_with("http://") || source.starts_with("https://")) {
         return Err(format!(
-            "Cannot cache image {source}: only http(s) image sources are supported"
+            "Cannot cache image {source}: only http(s) and file image sources are supported"
         ));
     }
     let Some(base) = http_url(config) else {
@@ -455,13 +460,28 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
             .await
             .map_err(|e| format!("Cannot create {}: {e}", cache_dir.display()))?;
         let download = cache_dir.join(format!("{key}.part"));
-        fetch(&source, &download).await?;
+        match &local_file {
+            Some(path) => {
+                tokio::fs::copy(path, &download)
+                    .await
+                    .map_err(|e| format!("Cannot read image {}: {e}", path.display()))?;
+            }
+            None => fetch(&source, &download).await?,
+        }
         let format = info_str(&info, "image_disk_format");
         if format == Some("raw") {
             rename(&download, &raw).await?;
         } else {
-            convert_to_raw(&download, &raw).await?;
+            // Converted beside the cache entry, renamed when complete, so
+            // a failed conversion never looks cached.
+            let converting = cache_dir.join(format!("{key}.converting"));
+            let converted = convert_to_raw(&download, &converting).await;
             let _ = tokio::fs::remove_file(&download).await;
+            if let Err(err) = converted {
+                let _ = tokio::fs::remove_file(&converting).await;
+                return Err(err);
+            }
+            rename(&converting, &raw).await?;
         }
     }
     let served_dir = config.deploy.http_root.join("images");
@@ -741,6 +761,8 @@ mod tests {
             json!({"instance_info": {"image_source": "http://x", "image_disk_format": "vmdk"}}),
         );
         assert!(needs_cache(&vmdk));
+        let file = doc(json!({"instance_info": {"image_source": "file:///srv/disk.raw"}}));
+        assert!(needs_cache(&file));
         assert_eq!(cache_key("a", "b"), cache_key("a", "b"));
         assert_ne!(cache_key("a", "b"), cache_key("a", "c"));
     }

@@ -953,3 +953,88 @@ async fn undeploy_while_waiting_for_the_agent_tears_down() {
         .expect("available");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn file_images_are_served_from_the_http_root() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let image = scratch.path().join("disk.raw");
+    std::fs::write(&image, vec![7u8; 4096]).expect("image");
+    let http_root = scratch.path().join("http");
+    let (root, cache) = (http_root.clone(), scratch.path().join("cache"));
+    let server = TestServer::start_with("sqlite", move |config| {
+        config.deploy.http_root = root;
+        config.deploy.image_cache_dir = cache;
+        config.deploy.http_bind = Some("127.0.0.1:8089".into());
+    })
+    .await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "file-1").await;
+    make_available(&api, &agent, &uuid).await;
+    api.patch_node(
+        &uuid,
+        &json!([
+            {"op": "add", "path": "/instance_info/image_source", "value": format!("file://{}", image.display())},
+            {"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
+        ]),
+    )
+    .await
+    .expect("instance_info");
+    api.set_provision_state(&uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(&api, &uuid, "wait call-back").await;
+    agent.check_in(api.base()).await;
+    api.wait_for_provision_state(&uuid, "active", WAIT)
+        .await
+        .expect("active");
+    let info = agent.params_of("deploy.execute_deploy_step")["step"]["args"]["image_info"].clone();
+    let url = info["urls"][0].as_str().expect("url");
+    // Without http_url the URL comes from http_bind.
+    assert!(url.starts_with("http://127.0.0.1:8089/images/"), "{url}");
+    let served = http_root
+        .join("images")
+        .join(url.rsplit('/').next().expect("name"));
+    assert_eq!(std::fs::read(served).expect("served"), vec![7u8; 4096]);
+    assert_eq!(info["disk_format"], "raw");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_the_deploy_with_a_clear_error() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (root, cache) = (scratch.path().join("http"), scratch.path().join("cache"));
+    let server = TestServer::start_with("sqlite", move |config| {
+        config.deploy.http_root = root;
+        config.deploy.image_cache_dir = cache;
+        config.deploy.http_url = Some("http://192.0.2.1".into());
+    })
+    .await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "missing-1").await;
+    make_available(&api, &agent, &uuid).await;
+    agent.forget();
+    api.patch_node(
+        &uuid,
+        &json!([{"op": "add", "path": "/instance_info/image_source", "value": "file:///nonexistent/disk.raw"}]),
+    )
+    .await
+    .expect("instance_info");
+    api.set_provision_state(&uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(&api, &uuid, "wait call-back").await;
+    agent.check_in(api.base()).await;
+    let failed = wait_for_state(&api, &uuid, "deploy failed").await;
+    let error = failed["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("deploy.write_image"), "{error}");
+    assert!(error.contains("/nonexistent/disk.raw"), "{error}");
+    assert!(
+        !agent
+            .names()
+            .contains(&"deploy.execute_deploy_step".to_string()),
+        "the agent was never asked to write"
+    );
+    server.stop().await;
+}
