@@ -195,3 +195,75 @@ async fn lookup_by_node_uuid_and_by_any_of_several_addresses() {
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+/// An agent whose commands never finish, and which reports itself busy
+/// for `standby.sync`.
+async fn stuck_agent() -> (String, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = HttpServer::new(|| {
+        App::new()
+            .route(
+                "/v1/commands",
+                web::post().to(|body: web::Json<Value>| async move {
+                    if body["name"] == "standby.sync" {
+                        return HttpResponse::Conflict().json(json!({
+                            "type": "CommandExecutionError", "code": 409,
+                            "message": "Agent is busy", "details": "another command is running"}));
+                    }
+                    HttpResponse::Ok().json(json!({"id": "c1", "command_name": body["name"],
+                        "command_status": "RUNNING", "command_result": null, "command_error": null}))
+                }),
+            )
+            .route(
+                "/v1/commands",
+                web::get().to(|| async {
+                    HttpResponse::Ok().json(json!({"commands": [{"id": "c1",
+                        "command_name": "deploy.execute_deploy_step",
+                        "command_status": "RUNNING", "command_result": null, "command_error": null}]}))
+                }),
+            )
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (url, handle)
+}
+
+#[tokio::test]
+async fn agent_client_times_out_and_reports_agent_errors() {
+    use ferrite_conductor::agent_client::AgentClient;
+    let (url, handle) = stuck_agent().await;
+    let mut client = AgentClient::new(&url, Some("t0ken".into()));
+    client.command_timeout = Duration::from_millis(300);
+    client.poll_interval = Duration::from_millis(50);
+    let err = client
+        .run("deploy.execute_deploy_step", json!({}))
+        .await
+        .expect_err("never finishes");
+    assert!(err.contains("Timed out"), "{err}");
+    assert!(err.contains("deploy.execute_deploy_step"), "{err}");
+    let err = client
+        .run_sync("standby.sync", json!({}))
+        .await
+        .expect_err("busy");
+    assert!(err.contains("HTTP 409"), "{err}");
+    assert!(
+        err.contains("Agent is busy: another command is running"),
+        "{err}"
+    );
+    handle.stop(false).await;
+    // Nobody listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let err = AgentClient::new(&dead, None)
+        .send("standby.sync", json!({}), true)
+        .await
+        .expect_err("gone");
+    assert!(err.contains("Failed to connect to the agent"), "{err}");
+}
