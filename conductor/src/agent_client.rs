@@ -17,6 +17,10 @@ pub struct AgentClient {
     pub command_timeout: Duration,
     /// Pause between two status polls.
     pub poll_interval: Duration,
+    /// How many times a command refused because the agent is busy (409)
+    /// is sent again, and the pause before each retry.
+    pub busy_retries: u32,
+    pub busy_interval: Duration,
 }
 
 /// The statuses IPA reports.
@@ -35,12 +39,33 @@ impl AgentClient {
             token,
             command_timeout: Duration::from_secs(3600),
             poll_interval: Duration::from_millis(500),
+            busy_retries: 5,
+            busy_interval: Duration::from_secs(2),
         }
     }
 
     /// Sends `name` with `params`; with `wait` the agent answers when the
     /// command is done. Returns the agent's command record.
     pub async fn send(&self, name: &str, params: Value, wait: bool) -> Result<Value, String> {
+        let mut attempt = 0;
+        loop {
+            match self.send_once(name, &params, wait).await {
+                Err((Some(409), _)) if attempt < self.busy_retries => {
+                    attempt += 1;
+                    tokio::time::sleep(self.busy_interval).await;
+                }
+                other => return other.map_err(|(_, message)| message),
+            }
+        }
+    }
+
+    /// One attempt; errors carry the HTTP status when there was one.
+    async fn send_once(
+        &self,
+        name: &str,
+        params: &Value,
+        wait: bool,
+    ) -> Result<Value, (Option<u16>, String)> {
         let mut query = vec![("wait", wait.to_string())];
         if let Some(token) = &self.token {
             query.push(("agent_token", token.clone()));
@@ -53,14 +78,22 @@ impl AgentClient {
             .json(&json!({"name": name, "params": params}))
             .send()
             .await
-            .map_err(|e| format!("Failed to connect to the agent at {url} for {name}: {e}"))?;
+            .map_err(|e| {
+                (
+                    None,
+                    format!("Failed to connect to the agent at {url} for {name}: {e}"),
+                )
+            })?;
         let status = reply.status();
         let body: Value = reply.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            return Err(format!(
-                "Agent returned error for {name} (HTTP {}): {}",
-                status.as_u16(),
-                error_text(&body)
+            return Err((
+                Some(status.as_u16()),
+                format!(
+                    "Agent returned error for {name} (HTTP {}): {}",
+                    status.as_u16(),
+                    error_text(&body)
+                ),
             ));
         }
         Ok(body)

@@ -196,6 +196,9 @@ async fn lookup_by_node_uuid_and_by_any_of_several_addresses() {
     server.stop().await;
 }
 
+/// How many times the stuck agent refused a command as busy.
+static BUSY_REFUSALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// An agent whose commands never finish, and which reports itself busy
 /// for `standby.sync`.
 async fn stuck_agent() -> (String, actix_web::dev::ServerHandle) {
@@ -208,6 +211,7 @@ async fn stuck_agent() -> (String, actix_web::dev::ServerHandle) {
                 "/v1/commands",
                 web::post().to(|body: web::Json<Value>| async move {
                     if body["name"] == "standby.sync" {
+                        BUSY_REFUSALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         return HttpResponse::Conflict().json(json!({
                             "type": "CommandExecutionError", "code": 409,
                             "message": "Agent is busy", "details": "another command is running"}));
@@ -241,6 +245,8 @@ async fn agent_client_times_out_and_reports_agent_errors() {
     let mut client = AgentClient::new(&url, Some("t0ken".into()));
     client.command_timeout = Duration::from_millis(300);
     client.poll_interval = Duration::from_millis(50);
+    client.busy_retries = 2;
+    client.busy_interval = Duration::from_millis(10);
     let err = client
         .run("deploy.execute_deploy_step", json!({}))
         .await
@@ -255,6 +261,11 @@ async fn agent_client_times_out_and_reports_agent_errors() {
     assert!(
         err.contains("Agent is busy: another command is running"),
         "{err}"
+    );
+    assert_eq!(
+        BUSY_REFUSALS.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "one attempt and two retries"
     );
     handle.stop(false).await;
     // Nobody listens there.
