@@ -468,6 +468,10 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
             }
             None => fetch(&source, &download).await?,
         }
+        if let Err(err) = verify_checksum(config, &info, &source, &download).await {
+            let _ = tokio::fs::remove_file(&download).await;
+            return Err(err);
+        }
         let format = info_str(&info, "image_disk_format");
         if format == Some("raw") {
             rename(&download, &raw).await?;
@@ -562,14 +566,19 @@ async fn convert_to_raw(from: &Path, to: &Path) -> Result<(), String> {
 }
 
 async fn sha256_file(path: &Path) -> Result<String, String> {
-    let output = tokio::process::Command::new("sha256sum")
+    digest_file("sha256sum", path).await
+}
+
+/// The hex digest of a file by one of coreutils' `*sum` tools.
+async fn digest_file(tool: &str, path: &Path) -> Result<String, String> {
+    let output = tokio::process::Command::new(tool)
         .arg(path)
         .output()
         .await
-        .map_err(|e| format!("Cannot run sha256sum: {e}"))?;
+        .map_err(|e| format!("Cannot run {tool}: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "sha256sum failed on {}: {}",
+            "{tool} failed on {}: {}",
             path.display(),
             String::from_utf8_lossy(&output.stderr).trim()
         ));
@@ -578,7 +587,69 @@ async fn sha256_file(path: &Path) -> Result<String, String> {
         .split_whitespace()
         .next()
         .map(str::to_string)
-        .ok_or_else(|| format!("sha256sum printed nothing for {}", path.display()))
+        .ok_or_else(|| format!("{tool} printed nothing for {}", path.display()))
+}
+
+/// The checksum tool for an algorithm name (`image_os_hash_algo`), or for
+/// a bare `image_checksum` by its length.
+fn checksum_tool(algo: &str) -> Option<&'static str> {
+    Some(match algo.to_ascii_lowercase().as_str() {
+        "md5" => "md5sum",
+        "sha1" => "sha1sum",
+        "sha224" => "sha224sum",
+        "sha256" => "sha256sum",
+        "sha384" => "sha384sum",
+        "sha512" => "sha512sum",
+        _ => return None,
+    })
+}
+
+/// Checks a downloaded image against `image_os_hash_algo`/`_value`, else
+/// `image_checksum` (an md5 only when `[deploy] allow_md5`).
+async fn verify_checksum(
+    config: &Config,
+    info: &Map<String, Value>,
+    source: &str,
+    file: &Path,
+) -> Result<(), String> {
+    let (algo, expected) = match (
+        info_str(info, "image_os_hash_algo"),
+        info_str(info, "image_os_hash_value"),
+        info_str(info, "image_checksum"),
+    ) {
+        (Some(algo), Some(value), _) => (algo.to_string(), value.to_string()),
+        (_, _, Some(checksum)) => {
+            let algo = match checksum.len() {
+                32 => "md5",
+                64 => "sha256",
+                128 => "sha512",
+                _ => {
+                    return Err(format!(
+                        "Cannot tell the algorithm of image checksum {checksum} for {source}"
+                    ))
+                }
+            };
+            (algo.to_string(), checksum.to_string())
+        }
+        _ => return Ok(()),
+    };
+    if algo.eq_ignore_ascii_case("md5") && !config.deploy.allow_md5 {
+        return Err(format!(
+            "The image {source} only has an md5 checksum, which is not allowed ([deploy] allow_md5)"
+        ));
+    }
+    let Some(tool) = checksum_tool(&algo) else {
+        return Err(format!(
+            "Unsupported checksum algorithm {algo} for image {source}"
+        ));
+    };
+    let actual = digest_file(tool, file).await?;
+    if !actual.eq_ignore_ascii_case(&expected) {
+        return Err(format!(
+            "The checksum of image {source} does not match: expected {algo} {expected}, got {actual}"
+        ));
+    }
+    Ok(())
 }
 
 /// The node as sent to the agent with a command (secrets masked, as

@@ -791,6 +791,7 @@ async fn http_download_source_caches_converts_and_serves_the_image_once() {
         .expect("qemu-img");
     assert!(made.status.success(), "{made:?}");
     let (images, hits, images_handle) = image_server(std::fs::read(&qcow2).expect("read")).await;
+    let source_digest = sha256(&qcow2);
     let http_root = scratch.path().join("http");
     let cache = scratch.path().join("cache");
     let (root, cache_dir) = (http_root.clone(), cache.clone());
@@ -816,6 +817,8 @@ async fn http_download_source_caches_converts_and_serves_the_image_once() {
                 {"op": "add", "path": "/instance_info/image_source", "value": format!("{images}/disk.qcow2")},
                 {"op": "add", "path": "/instance_info/image_disk_format", "value": "qcow2"},
                 {"op": "add", "path": "/instance_info/image_download_source", "value": "http"},
+                {"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+                {"op": "add", "path": "/instance_info/image_os_hash_value", "value": source_digest},
             ]),
         )
         .await
@@ -841,16 +844,11 @@ async fn http_download_source_caches_converts_and_serves_the_image_once() {
             .join(url.rsplit('/').next().expect("name"));
         let raw = std::fs::read(&file).expect("served image");
         assert_eq!(raw.len(), 1024 * 1024, "converted to raw");
-        let digest = std::process::Command::new("sha256sum")
-            .arg(&file)
-            .output()
-            .expect("sha256sum");
-        let digest = String::from_utf8_lossy(&digest.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        assert_eq!(info["os_hash_value"], digest.as_str());
+        assert_eq!(
+            info["os_hash_value"],
+            sha256(&file).as_str(),
+            "the checksum of what is served"
+        );
         served_urls.push(url);
     }
     assert_eq!(
@@ -1035,6 +1033,73 @@ async fn a_missing_image_fails_the_deploy_with_a_clear_error() {
             .names()
             .contains(&"deploy.execute_deploy_step".to_string()),
         "the agent was never asked to write"
+    );
+    server.stop().await;
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_cached_image_with_a_wrong_checksum_fails_the_deploy() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let image = scratch.path().join("disk.raw");
+    std::fs::write(&image, vec![1u8; 1024]).expect("image");
+    let (root, cache) = (scratch.path().join("http"), scratch.path().join("cache"));
+    let cache_dir = cache.clone();
+    let server = TestServer::start_with("sqlite", move |config| {
+        config.deploy.http_root = root;
+        config.deploy.image_cache_dir = cache;
+        config.deploy.http_url = Some("http://192.0.2.1".into());
+    })
+    .await;
+    let api = server.client();
+    let agent = TestAgent::start().await;
+    let uuid = direct_node(&api, "checksum-1").await;
+    make_available(&api, &agent, &uuid).await;
+    agent.forget();
+    let wrong = "0".repeat(64);
+    api.patch_node(
+        &uuid,
+        &json!([
+            {"op": "add", "path": "/instance_info/image_source", "value": format!("file://{}", image.display())},
+            {"op": "add", "path": "/instance_info/image_disk_format", "value": "raw"},
+            {"op": "add", "path": "/instance_info/image_os_hash_algo", "value": "sha256"},
+            {"op": "add", "path": "/instance_info/image_os_hash_value", "value": wrong},
+        ]),
+    )
+    .await
+    .expect("instance_info");
+    api.set_provision_state(&uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(&api, &uuid, "wait call-back").await;
+    agent.check_in(api.base()).await;
+    let failed = wait_for_state(&api, &uuid, "deploy failed").await;
+    let error = failed["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("does not match"), "{error}");
+    assert!(error.contains(&sha256(&image)), "{error}");
+    assert!(
+        !agent
+            .names()
+            .contains(&"deploy.execute_deploy_step".to_string()),
+        "nothing written"
+    );
+    let cached: Vec<_> = std::fs::read_dir(&cache_dir)
+        .map(|dir| dir.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        cached.is_empty(),
+        "a bad download is not cached: {cached:?}"
     );
     server.stop().await;
 }
