@@ -679,8 +679,9 @@ async fn callback_timeout_fails_the_deploy_and_a_retry_succeeds() {
 
 #[tokio::test]
 async fn clean_wait_timeout_fails_the_clean() {
-    let server = start(1).await;
+    let server = start(2).await;
     let api = server.client();
+    let agent = TestAgent::start().await;
     let uuid = direct_node(&api, "clean-timeout-1").await;
     api.set_provision_state(&uuid, "manage", None)
         .await
@@ -709,6 +710,8 @@ async fn clean_wait_timeout_fails_the_clean() {
     api.wait_for_provision_state(&uuid, "manageable", WAIT)
         .await
         .expect("manageable again");
+    // ... and provide, with an agent this time, makes it available.
+    make_available_after_manage(&api, &agent, &uuid).await;
     server.stop().await;
 }
 
@@ -1102,4 +1105,18 @@ async fn a_cached_image_with_a_wrong_checksum_fails_the_deploy() {
         "a bad download is not cached: {cached:?}"
     );
     server.stop().await;
+}
+
+/// provide from manageable, with the agent checking in during clean wait.
+async fn make_available_after_manage(api: &BaremetalClient, agent: &TestAgent, uuid: &str) {
+    api.set_provision_state(uuid, "provide", None)
+        .await
+        .expect("provide");
+    wait_for_state(api, uuid, "clean wait").await;
+    agent.check_in(api.base()).await;
+    let node = api
+        .wait_for_provision_state(uuid, "available", WAIT)
+        .await
+        .expect("available");
+    assert!(node["last_error"].is_null(), "{}", node["last_error"]);
 }
