@@ -86,6 +86,11 @@ async fn heartbeat_validation_follows_upstream() {
     let base = api.base().to_string();
     let good = json!({"callback_url": CALLBACK, "agent_token": token, "agent_version": "9.0.0"});
 
+    let get = api
+        .raw(reqwest::Method::GET, &format!("/v1/heartbeat/{uuid}"), None)
+        .await
+        .expect("GET heartbeat");
+    assert_eq!(get.status, 405);
     // Below 1.22 the endpoint does not exist.
     let (status, _) = post_heartbeat(&base, &uuid, "1.21", &good).await;
     assert_eq!(status, 404);

@@ -94,6 +94,13 @@ pub async fn dispatch(state: &AppState, req: &Req) -> ApiResult<Reply> {
 
 /// 405 for a known resource with a method it lacks, else 404.
 fn route_miss(segs: &[&str], method: &Method) -> ApiError {
+    // The heartbeat endpoint only takes POST.
+    if matches!(segs, ["v1", "heartbeat", _]) {
+        return ApiError::new(
+            405,
+            "The method specified is not allowed for this resource.",
+        );
+    }
     let known = matches!(
         segs,
         [] | ["v1"]
