@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use ferrite_db::Db;
-use ferrite_virt_driver::{IronicDriver, SpawnError, SpawnRequest};
-use tokio::sync::Semaphore;
+use ferrite_virt_driver::{CancelSignal, IronicDriver, SpawnError, SpawnRequest};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::model::{power_state, task_state, vm_state, Fault, Server};
@@ -28,11 +28,18 @@ pub struct Manager {
     pub scheduler: Scheduler,
     /// Bounds the builds that run at once (`max_concurrent_builds`).
     builds: Arc<Semaphore>,
-    /// Running build tasks by instance, so a delete can cancel its build.
-    running: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Running build tasks by instance, with the signal a delete uses to
+    /// cancel the build at its next safe point.
+    running: Mutex<HashMap<String, RunningBuild>>,
     /// Other background tasks (actions, deletes), aborted at shutdown.
     background: Mutex<Vec<JoinHandle<()>>>,
 }
+
+/// A build task and the sender of its cancel signal.
+type RunningBuild = (JoinHandle<()>, watch::Sender<bool>);
+
+/// How long a delete waits for the build it cancels to stop by itself.
+const BUILD_CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn fault(code: u16, message: impl Into<String>, details: impl Into<String>) -> Fault {
     Fault {
@@ -94,16 +101,21 @@ impl Manager {
         let Ok(mut running) = self.running.lock() else {
             return;
         };
+        let (cancel_tx, cancel) = watch::channel(false);
         let handle = tokio::spawn(async move {
-            let permit = manager.builds.clone().acquire_owned().await;
-            if permit.is_ok() {
-                manager.build(&uuid).await;
+            let mut cancelled = cancel.clone();
+            let permit = tokio::select! {
+                permit = manager.builds.clone().acquire_owned() => permit.ok(),
+                _ = cancelled.wait_for(|c| *c) => None,
+            };
+            if permit.is_some() {
+                manager.build(&uuid, &cancel).await;
             }
             if let Ok(mut running) = manager.running.lock() {
                 running.remove(&uuid);
             }
         });
-        running.insert(key, handle);
+        running.insert(key, (handle, cancel_tx));
     }
 
     fn still_building(server: &Server) -> bool {
@@ -144,7 +156,7 @@ impl Manager {
 
     /// One build: schedule, claim, spawn; reschedule on a node that was
     /// not free, up to `max_attempts` in all.
-    async fn build(&self, uuid: &str) {
+    async fn build(&self, uuid: &str, cancel: &CancelSignal) {
         let mut excluded = BTreeSet::new();
         for attempt in 1..=self.config.max_attempts {
             let server = match storage::get_server(&self.db, uuid).await {
@@ -210,7 +222,7 @@ impl Manager {
                 }
             };
             let request = self.spawn_request(&server).await;
-            match self.driver.spawn(&request).await {
+            match self.driver.spawn_cancellable(&request, cancel).await {
                 Ok(()) => {
                     let launched = storage::now_micros();
                     let result = self
@@ -257,6 +269,11 @@ impl Manager {
                     let message = format!("Build of instance {uuid} aborted: {reason}");
                     self.fail_build(uuid, fault(500, message, reason), false)
                         .await;
+                    return;
+                }
+                Err(SpawnError::Cancelled) => {
+                    // A delete took over: it tears the node down and frees
+                    // the claim.
                     return;
                 }
                 Err(SpawnError::Api(reason)) => {
@@ -317,9 +334,19 @@ impl Manager {
 
     async fn delete(&self, uuid: &str) {
         let build = self.running.lock().ok().and_then(|mut r| r.remove(uuid));
-        if let Some(build) = build {
-            build.abort();
-            let _ = build.await;
+        if let Some((mut build, cancel)) = build {
+            // Cooperative first: aborting a build in the middle of an API
+            // call could let that call land after the teardown (a node
+            // deployed for a deleted server).
+            let _ = cancel.send(true);
+            if tokio::time::timeout(BUILD_CANCEL_GRACE, &mut build)
+                .await
+                .is_err()
+            {
+                tracing::warn!(server = uuid, "the build did not stop in time; aborting it");
+                build.abort();
+                let _ = build.await;
+            }
         }
         let server = match storage::get_server(&self.db, uuid).await {
             Ok(Some(server)) => server,
@@ -494,7 +521,7 @@ impl Manager {
         let builds: Vec<JoinHandle<()>> = self
             .running
             .lock()
-            .map(|mut r| r.drain().map(|(_, h)| h).collect())
+            .map(|mut r| r.drain().map(|(_, (h, _))| h).collect())
             .unwrap_or_default();
         let others: Vec<JoinHandle<()>> = self
             .background

@@ -1297,14 +1297,14 @@ impl Engine {
         if !crate::deploy::is_agent_deploy(Self::interface(doc, "deploy")) {
             return;
         }
-        if state == ProvisionState::Cleaning {
+        // Upstream powers a node off after a failed clean, and after a failed
+        // deploy too (`[deploy] power_off_after_deploy_failure`, default on).
+        if matches!(state, ProvisionState::Cleaning | ProvisionState::Deploying) {
             if let Err(err) =
                 crate::ops::set_power_state(&self.config, doc, "power off", POWER_TIMEOUT).await
             {
-                tracing::warn!(node = task.row.uuid(), error = %err, "power off after a failed clean failed");
+                tracing::warn!(node = task.row.uuid(), error = %err, "power off after a failed {state} failed");
             }
-        }
-        if matches!(state, ProvisionState::Cleaning | ProvisionState::Deploying) {
             self.clean_up_ramdisk(task).await;
         }
     }

@@ -8,7 +8,30 @@ use serde_json::{json, Value};
 
 use crate::node::{NodeState, BUSY_STATES, UNPROVISIONED_STATES};
 use crate::sync::Calls;
-use crate::{metadata, resources, DriverError, IronicDriver, PowerState, SpawnError, SpawnRequest};
+use crate::{
+    metadata, never_cancelled, resources, CancelSignal, DriverError, IronicDriver, PowerState,
+    SpawnError, SpawnRequest,
+};
+
+/// Sleeps `duration`, or less when `cancel` fires meanwhile.
+async fn pause(duration: Duration, cancel: &CancelSignal) {
+    let mut cancel = cancel.clone();
+    let fired = async move {
+        loop {
+            if *cancel.borrow_and_update() {
+                return;
+            }
+            if cancel.changed().await.is_err() {
+                // No sender any more: it can never fire.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = fired => {}
+    }
+}
 
 fn api(context: &str, error: ClientError) -> SpawnError {
     SpawnError::Api(format!("{context}: {error}"))
@@ -27,7 +50,11 @@ async fn get_node(ironic: &BaremetalClient, uuid: &str) -> Result<Option<NodeSta
 }
 
 impl IronicDriver {
-    pub(crate) async fn do_spawn(&self, request: &SpawnRequest) -> Result<(), SpawnError> {
+    pub(crate) async fn do_spawn(
+        &self,
+        request: &SpawnRequest,
+        cancel: &CancelSignal,
+    ) -> Result<(), SpawnError> {
         let calls = Calls::default();
         let ironic = self
             .ironic_client(&calls)
@@ -57,6 +84,9 @@ impl IronicDriver {
                 ),
             ));
         }
+        if *cancel.borrow() {
+            return Err(SpawnError::Cancelled);
+        }
         // Take the node: the API sets instance_uuid only if it is empty, so
         // of two racing computes exactly one wins.
         let claim = json!([{"op": "add", "path": "/instance_uuid", "value": instance}]);
@@ -71,10 +101,18 @@ impl IronicDriver {
             Err(e) => return Err(api("setting instance_uuid", e)),
         }
         tracing::info!(node = uuid, instance, "reserved node for instance");
-        match self.deploy_claimed(&ironic, request).await {
+        match self.deploy_claimed(&ironic, request, cancel).await {
             Ok(()) => {
                 tracing::info!(node = uuid, instance, "instance is active");
                 Ok(())
+            }
+            Err(SpawnError::Cancelled) => {
+                tracing::info!(
+                    node = uuid,
+                    instance,
+                    "spawn cancelled; the caller tears down"
+                );
+                Err(SpawnError::Cancelled)
             }
             Err(failure) => {
                 tracing::error!(node = uuid, instance, error = %failure, "spawn failed; cleaning up the node");
@@ -95,6 +133,7 @@ impl IronicDriver {
         &self,
         ironic: &BaremetalClient,
         request: &SpawnRequest,
+        cancel: &CancelSignal,
     ) -> Result<(), SpawnError> {
         let uuid = request.node_uuid.as_str();
         for vif in &request.vifs {
@@ -134,8 +173,11 @@ impl IronicDriver {
             )));
         }
         let configdrive = self.build_config_drive(request)?;
+        if *cancel.borrow() {
+            return Err(SpawnError::Cancelled);
+        }
         self.provision(ironic, uuid, "active", configdrive).await?;
-        self.wait_for_active(ironic, uuid, &request.instance_uuid)
+        self.wait_for_active(ironic, uuid, &request.instance_uuid, cancel)
             .await
     }
 
@@ -173,10 +215,14 @@ impl IronicDriver {
         ironic: &BaremetalClient,
         uuid: &str,
         instance: &str,
+        cancel: &CancelSignal,
     ) -> Result<(), SpawnError> {
         let started = Instant::now();
         loop {
-            tokio::time::sleep(self.config.poll_interval).await;
+            pause(self.config.poll_interval, cancel).await;
+            if *cancel.borrow() {
+                return Err(SpawnError::Cancelled);
+            }
             let node = match get_node(ironic, uuid).await {
                 Ok(Some(node)) => node,
                 Ok(None) => {
@@ -382,7 +428,7 @@ impl IronicDriver {
         // The node goes through `deploying` and back to `active`.
         self.provision(&ironic, uuid, "rebuild", configdrive)
             .await?;
-        self.wait_for_active(&ironic, uuid, &request.instance_uuid)
+        self.wait_for_active(&ironic, uuid, &request.instance_uuid, &never_cancelled())
             .await
     }
 

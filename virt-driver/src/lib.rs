@@ -139,6 +139,19 @@ pub enum SpawnError {
     /// The Bare Metal API or Placement could not be reached or refused.
     #[error("{0}")]
     Api(String),
+    /// The caller cancelled the spawn (the instance is being deleted); it
+    /// stopped between two API calls and left the cleanup to the caller.
+    #[error("the build was cancelled")]
+    Cancelled,
+}
+
+/// Asks a running spawn to stop at its next safe point (between two API
+/// calls, never in the middle of one): send `true`.
+pub type CancelSignal = tokio::sync::watch::Receiver<bool>;
+
+/// A signal that never fires.
+pub fn never_cancelled() -> CancelSignal {
+    tokio::sync::watch::channel(false).1
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -312,7 +325,19 @@ impl IronicDriver {
     /// Deploys `request.instance_uuid` on `request.node_uuid` and waits
     /// until it is `active` (or fails and cleans up).
     pub async fn spawn(&self, request: &SpawnRequest) -> Result<(), SpawnError> {
-        self.do_spawn(request).await
+        self.do_spawn(request, &never_cancelled()).await
+    }
+
+    /// [`spawn`](Self::spawn) that stops with [`SpawnError::Cancelled`] once
+    /// `cancel` reads `true`. It stops only between API calls, so when it
+    /// returns no request of it is still in flight, and the caller's
+    /// teardown sees the node as the spawn left it.
+    pub async fn spawn_cancellable(
+        &self,
+        request: &SpawnRequest,
+        cancel: &CancelSignal,
+    ) -> Result<(), SpawnError> {
+        self.do_spawn(request, cancel).await
     }
 
     /// Tears the instance down and waits until the node is free again.

@@ -222,12 +222,12 @@ async fn validation_failure_fails_and_frees_the_node() {
     let node = cloud
         .available_node("gold", Some("baremetal-gold"), &["CUSTOM_RAID"])
         .await;
-    // An interface this conductor cannot deploy with.
+    // An enabled deploy interface this conductor does not implement.
     cloud
         .ironic()
         .patch_node(
             &node,
-            &json!([{"op": "replace", "path": "/deploy_interface", "value": "direct"}]),
+            &json!([{"op": "replace", "path": "/deploy_interface", "value": "ramdisk"}]),
         )
         .await
         .expect("deploy interface");
