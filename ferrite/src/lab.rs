@@ -313,9 +313,9 @@ impl Lab {
         Ok(())
     }
 
-    /// Polls until the node rests in `wanted` (no target), or fails when
-    /// `timeout` passes; failure states are returned like any other when
-    /// they are what is wanted.
+    /// Polls until the node is in `wanted` (with no target for resting
+    /// states), or fails when `timeout` passes; failure states are returned
+    /// like any other when they are what is wanted.
     pub async fn wait_state(
         &self,
         uuid: &str,
@@ -328,7 +328,10 @@ impl Lab {
             let target_cleared = node
                 .get("target_provision_state")
                 .is_none_or(Value::is_null);
-            if node["provision_state"] == wanted && target_cleared {
+            // Failure and wait states keep their target (as upstream's
+            // `deploy failed` keeps `active`); resting states clear it.
+            let resting = matches!(wanted, "available" | "active" | "manageable" | "enroll");
+            if node["provision_state"] == wanted && (target_cleared || !resting) {
                 return Ok(node);
             }
             if start.elapsed() > timeout {
