@@ -47,6 +47,7 @@ pub fn validate(kind: &str, name: &str, doc: &Doc) -> Result<(), String> {
         )
         .map(|_| ()),
         ("boot", "pxe" | "ipxe") => crate::boot::validate_driver_info(driver_info),
+        ("deploy", "direct") => crate::deploy::validate(doc),
         _ => Err(format!(
             "the {kind} interface \"{name}\" is not implemented by this conductor yet"
         )),
@@ -164,6 +165,11 @@ pub fn automated_clean_steps(doc: &Doc) -> Vec<Value> {
         return Vec::new();
     }
     let mut steps = Vec::new();
+    if storage::doc_str(doc, "deploy_interface").is_some_and(crate::deploy::is_agent_deploy) {
+        steps.push(crate::deploy::erase_devices_metadata_step(
+            crate::deploy::ERASE_DEVICES_METADATA_PRIORITY,
+        ));
+    }
     if storage::doc_str(doc, "vendor_interface") == Some("fake") {
         steps.push(json!({
             "step": "log_passthrough",
@@ -187,6 +193,7 @@ pub fn deploy_steps(doc: &Doc) -> Vec<Value> {
             "argsinfo": null,
             "interface": "deploy",
         })],
+        Some("direct") => crate::deploy::direct_deploy_steps(),
         _ => Vec::new(),
     }
 }

@@ -167,6 +167,28 @@ pub trait ConductorApi: Send + Sync {
     ) -> BoxFuture<'a, EngineResult<()>>;
     /// Deletes the node under its lock.
     fn destroy_node<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<()>>;
+    /// The node for an agent's lookup, with a freshly generated one-time
+    /// agent token in `driver_internal_info.agent_secret_token`, or
+    /// `******` there when a token was already handed out.
+    fn agent_lookup<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<Doc>>;
+    /// An agent's heartbeat: checks its token, records it and continues a
+    /// deploy or clean waiting for the agent.
+    fn agent_heartbeat<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        heartbeat: AgentHeartbeat,
+    ) -> BoxFuture<'a, EngineResult<()>>;
+}
+
+/// What an agent sends with a heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct AgentHeartbeat {
+    pub callback_url: String,
+    pub agent_token: Option<String>,
+    pub agent_version: Option<String>,
+    pub agent_verify_ca: Option<String>,
+    pub agent_status: Option<String>,
+    pub agent_status_message: Option<String>,
 }
 
 /// The in-process conductor.
@@ -176,6 +198,19 @@ pub struct Engine {
     registry: Arc<Registry>,
     /// Background work in flight, so shutdown can wait for it.
     work: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// The periodic task failing nodes whose agent never called back,
+    /// started when the first node waits for an agent.
+    timeout_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(mut watch) = self.timeout_watch.lock() {
+            if let Some(handle) = watch.take() {
+                handle.abort();
+            }
+        }
+    }
 }
 
 /// A node held under this conductor's reservation.
@@ -269,6 +304,7 @@ impl Engine {
             config,
             registry,
             work: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
+            timeout_watch: std::sync::Mutex::new(None),
         })
     }
 
@@ -284,7 +320,9 @@ impl Engine {
     /// had reserved lose the reservation, and those caught in a transient
     /// state move to the matching failure state with a `last_error`, as
     /// upstream does when a conductor restarts.
-    pub async fn recover(&self) -> EngineResult<usize> {
+    pub async fn recover(self: &Arc<Self>) -> EngineResult<usize> {
+        // Nodes a previous run left waiting for their agent time out too.
+        self.ensure_timeout_watch();
         let host = self.host().to_string();
         let mut recovered = 0;
         for row in storage::nodes_reserved_by(self.db.conn(), &host).await? {
@@ -601,6 +639,7 @@ impl Engine {
                 followup,
                 |doc| {
                     doc.insert("last_error".into(), Value::Null);
+                    reset_agent_flow(doc);
                     if deploying {
                         note_image_type(doc);
                     }
@@ -635,6 +674,9 @@ impl Engine {
                 break;
             }
             let step = self.work_for(&mut task, state).await;
+            if matches!(step, Ok((Event::Wait, _))) {
+                self.ensure_timeout_watch();
+            }
             let result = match step {
                 Ok((event, target)) => {
                     let followup = match ferrite_conductor_states::next(state, event) {
@@ -652,13 +694,17 @@ impl Engine {
                     .await
                 }
                 Err(message) => {
+                    self.after_agent_failure(&task, state).await;
                     let failed = self
                         .fire_with(
                             &mut task,
                             Event::Fail,
                             None,
                             Followup::Nothing,
-                            |doc| set_opt(doc, "last_error", Some(&message)),
+                            |doc| {
+                                set_opt(doc, "last_error", Some(&message));
+                                reset_agent_flow(doc);
+                            },
                             true,
                         )
                         .await;
@@ -690,6 +736,7 @@ impl Engine {
                 }
                 (ProvisionState::Deleting, Event::Clean) => {
                     internal.shift_remove("is_whole_disk_image");
+                    internal.shift_remove("clean_step_index");
                 }
                 _ => {}
             }
@@ -773,6 +820,15 @@ impl Engine {
                 crate::drivers::validate("power", &interface("power"), &doc)?;
                 Engine::delay(fake.power_delay).await;
                 Ok((Event::Done, None))
+            }
+            S::Cleaning if crate::deploy::is_agent_deploy(&interface("deploy")) => {
+                self.direct_clean(task).await
+            }
+            S::Deploying if crate::deploy::is_agent_deploy(&interface("deploy")) => {
+                self.direct_deploy(task).await
+            }
+            S::Deleting if crate::deploy::is_agent_deploy(&interface("deploy")) => {
+                self.direct_tear_down(task).await
             }
             S::Cleaning => {
                 if !crate::drivers::is_fake_like(&interface("deploy")) {
@@ -1075,5 +1131,806 @@ impl ConductorApi for Arc<Engine> {
     }
     fn destroy_node<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<()>> {
         Box::pin(self.do_destroy(node_uuid))
+    }
+    fn agent_lookup<'a>(&'a self, node_uuid: &'a str) -> BoxFuture<'a, EngineResult<Doc>> {
+        Box::pin(self.do_agent_lookup(node_uuid))
+    }
+    fn agent_heartbeat<'a>(
+        &'a self,
+        node_uuid: &'a str,
+        heartbeat: AgentHeartbeat,
+    ) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(self.do_agent_heartbeat(node_uuid, heartbeat))
+    }
+}
+
+/// Private document key: the deploy ramdisk was booted for the running
+/// flow, so the flow resumes (rather than starts) when it runs again.
+const RAMDISK_BOOTED: &str = "ferrite:ramdisk_booted";
+
+/// How many times (a second apart) the conductor checks that the agent
+/// powered the machine off before forcing it off.
+const POWER_OFF_CHECKS: u32 = 15;
+
+/// Forgets an agent-driven flow's progress and the agent itself (a new
+/// flow starts, or the flow ended or failed).
+fn reset_agent_flow(doc: &mut Doc) {
+    doc.shift_remove(RAMDISK_BOOTED);
+    if let Some(Value::Object(internal)) = doc.get_mut("driver_internal_info") {
+        internal.shift_remove("deploy_step_index");
+        internal.shift_remove("clean_step_index");
+        crate::deploy::wipe_agent(internal);
+    }
+    if doc.contains_key("deploy_step") {
+        doc.insert("deploy_step".into(), json!({}));
+    }
+    if doc.contains_key("clean_step") {
+        doc.insert("clean_step".into(), json!({}));
+    }
+}
+
+/// Runs `change` on the node's `driver_internal_info` (made an object
+/// first when it is missing).
+fn with_internal(doc: &mut Doc, change: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let entry = doc
+        .entry("driver_internal_info".to_string())
+        .or_insert_with(|| json!({}));
+    if !entry.is_object() {
+        *entry = json!({});
+    }
+    if let Value::Object(internal) = entry {
+        change(internal);
+    }
+}
+
+fn internal_str<'d>(doc: &'d Doc, key: &str) -> Option<&'d str> {
+    doc.get("driver_internal_info")
+        .and_then(|internal| internal.get(key))
+        .and_then(Value::as_str)
+}
+
+fn step_name(step: &Value) -> String {
+    format!(
+        "{}.{}",
+        step.get("interface").and_then(Value::as_str).unwrap_or(""),
+        step.get("step").and_then(Value::as_str).unwrap_or("")
+    )
+}
+
+/// The agent-driven (`direct`) flows, the agent API's conductor side and
+/// the callback timeout.
+impl Engine {
+    /// Commits a change of the held node.
+    async fn update_doc(
+        &self,
+        task: &mut Task,
+        change: impl FnOnce(&mut Doc),
+    ) -> Result<(), String> {
+        let mut doc = task.doc().clone();
+        change(&mut doc);
+        doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
+        self.save(task, doc).await.map_err(|e| e.to_string())
+    }
+
+    async fn port_docs(&self, task: &Task) -> Result<Vec<Doc>, String> {
+        storage::list_ports(self.db.conn(), Some(task.row.id), None, None, None, false)
+            .await
+            .map(|ports| ports.into_iter().map(|p| p.doc).collect())
+            .map_err(|e| format!("Cannot list the ports of node {}: {e}", task.row.uuid()))
+    }
+
+    fn uses_netboot(doc: &Doc) -> bool {
+        !crate::drivers::is_fake_like(Self::interface(doc, "boot"))
+    }
+
+    /// Boots the deploy ramdisk: network boot prepared by the boot
+    /// interface, next boot from the network, reboot.
+    async fn boot_ramdisk(&self, task: &mut Task) -> Result<(), String> {
+        let doc = task.doc().clone();
+        if Self::uses_netboot(&doc) {
+            let ports = self.port_docs(task).await?;
+            let params = crate::deploy::kernel_params(&self.config, &doc);
+            crate::boot::prepare_ramdisk(&self.config, &doc, &ports, &params)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "Failed to prepare node {} to boot the deploy ramdisk: {e}",
+                        task.row.uuid()
+                    )
+                })?;
+        }
+        crate::ops::set_boot_device(&self.config, &doc, "pxe", false)
+            .await
+            .map_err(|e| {
+                format!(
+                    "Failed to set the boot device of node {} to pxe: {e}",
+                    task.row.uuid()
+                )
+            })?;
+        crate::ops::set_power_state(&self.config, &doc, "rebooting", POWER_TIMEOUT)
+            .await
+            .map_err(|e| format!("Failed to reboot node {}: {e}", task.row.uuid()))?;
+        self.update_doc(task, |doc| {
+            doc.insert("power_state".into(), json!("power on"));
+            doc.insert("ferrite:boot_device".into(), json!("pxe"));
+            doc.insert("ferrite:boot_device_persistent".into(), json!(false));
+            doc.insert(RAMDISK_BOOTED.into(), json!(true));
+        })
+        .await
+    }
+
+    /// Removes the ramdisk's network boot (failures are logged: a teardown
+    /// goes on without it).
+    async fn clean_up_ramdisk(&self, task: &Task) {
+        let doc = task.doc();
+        if !Self::uses_netboot(doc) {
+            return;
+        }
+        let ports = match self.port_docs(task).await {
+            Ok(ports) => ports,
+            Err(err) => {
+                tracing::warn!(node = task.row.uuid(), error = %err, "ramdisk cleanup skipped");
+                return;
+            }
+        };
+        if let Err(err) = crate::boot::clean_up_ramdisk(&self.config, doc, &ports).await {
+            tracing::warn!(node = task.row.uuid(), error = %err, "ramdisk cleanup failed");
+        }
+    }
+
+    /// Powers the node off through its power interface and records it.
+    async fn power_off(&self, task: &mut Task) -> Result<(), String> {
+        let doc = task.doc().clone();
+        crate::ops::set_power_state(&self.config, &doc, "power off", POWER_TIMEOUT)
+            .await
+            .map_err(|e| format!("Failed to power off node {}: {e}", task.row.uuid()))?;
+        self.update_doc(task, |doc| {
+            doc.insert("power_state".into(), json!("power off"));
+        })
+        .await
+    }
+
+    /// Best-effort cleanup when an agent-driven step failed: the ramdisk's
+    /// network boot goes; a failed clean also powers the node off.
+    async fn after_agent_failure(&self, task: &Task, state: ProvisionState) {
+        let doc = task.doc();
+        if !crate::deploy::is_agent_deploy(Self::interface(doc, "deploy")) {
+            return;
+        }
+        if state == ProvisionState::Cleaning {
+            if let Err(err) =
+                crate::ops::set_power_state(&self.config, doc, "power off", POWER_TIMEOUT).await
+            {
+                tracing::warn!(node = task.row.uuid(), error = %err, "power off after a failed clean failed");
+            }
+        }
+        if matches!(state, ProvisionState::Cleaning | ProvisionState::Deploying) {
+            self.clean_up_ramdisk(task).await;
+        }
+    }
+
+    /// A client of the agent that last heartbeated for the node.
+    fn agent_for(&self, task: &Task) -> Result<crate::agent_client::AgentClient, String> {
+        let doc = task.doc();
+        let Some(url) = internal_str(doc, "agent_url") else {
+            return Err(format!(
+                "No agent URL is recorded for node {}; the agent has not heartbeated",
+                task.row.uuid()
+            ));
+        };
+        let token = internal_str(doc, "agent_secret_token").map(str::to_string);
+        let mut client = crate::agent_client::AgentClient::new(url, token);
+        client.poll_interval = Duration::from_millis(200);
+        Ok(client)
+    }
+
+    /// The `direct` deploy: the `deploy` step boots the ramdisk and waits
+    /// for the agent; once it heartbeated, the remaining steps run.
+    async fn direct_deploy(
+        &self,
+        task: &mut Task,
+    ) -> Result<(Event, Option<ProvisionState>), String> {
+        let booted = task.doc().get(RAMDISK_BOOTED) == Some(&Value::Bool(true));
+        if !booted {
+            let steps = crate::drivers::deploy_steps(task.doc());
+            self.start_steps(task, "deploy_steps", "deployment", &steps)
+                .await?;
+            let first = steps.first().cloned().unwrap_or(Value::Null);
+            self.update_doc(task, |doc| {
+                doc.insert("deploy_step".into(), first);
+                with_internal(doc, |internal| {
+                    internal.insert("deploy_step_index".into(), json!(0));
+                    crate::deploy::wipe_agent(internal);
+                });
+            })
+            .await?;
+            self.boot_ramdisk(task).await?;
+            return Ok((Event::Wait, None));
+        }
+        let steps: Vec<Value> = task
+            .doc()
+            .get("driver_internal_info")
+            .and_then(|i| i.get("deploy_steps"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(crate::deploy::direct_deploy_steps);
+        let done = task
+            .doc()
+            .get("driver_internal_info")
+            .and_then(|i| i.get("deploy_step_index"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let agent = self.agent_for(task)?;
+        let uuid = task.row.uuid().to_string();
+        for (index, step) in steps.iter().enumerate() {
+            if (index as i64) <= done {
+                continue;
+            }
+            let current = step.clone();
+            self.update_doc(task, |doc| {
+                doc.insert("deploy_step".into(), current);
+                with_internal(doc, |internal| {
+                    internal.insert("deploy_step_index".into(), json!(index));
+                });
+            })
+            .await?;
+            let name = step.get("step").and_then(Value::as_str).unwrap_or("");
+            self.run_deploy_step(task, &agent, name)
+                .await
+                .map_err(|e| {
+                    format!("Deploy step {} failed on node {uuid}: {e}", step_name(step))
+                })?;
+        }
+        self.update_doc(task, reset_agent_flow).await?;
+        self.flow_history(task, "deployment", "end", &steps).await;
+        Ok((Event::Done, None))
+    }
+
+    async fn run_deploy_step(
+        &self,
+        task: &mut Task,
+        agent: &crate::agent_client::AgentClient,
+        name: &str,
+    ) -> Result<(), String> {
+        let doc = task.doc().clone();
+        match name {
+            "write_image" => {
+                let ports = self.port_docs(task).await?;
+                let node = crate::deploy::node_for_agent(&doc, true);
+                let ports = crate::deploy::ports_for_agent(&ports);
+                // Upstream refreshes the agent's steps before running them.
+                match agent
+                    .run_sync(
+                        "deploy.get_deploy_steps",
+                        json!({"node": node, "ports": ports}),
+                    )
+                    .await
+                {
+                    Ok(result) => {
+                        let cached = result.get("deploy_steps").cloned().unwrap_or(Value::Null);
+                        let version = result
+                            .get("hardware_manager_version")
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        self.update_doc(task, |doc| {
+                            with_internal(doc, |internal| {
+                                internal.insert("agent_cached_deploy_steps".into(), cached);
+                                internal.insert("hardware_manager_version".into(), version);
+                            });
+                        })
+                        .await?;
+                    }
+                    Err(err) => {
+                        tracing::warn!(node = task.row.uuid(), error = %err, "cannot refresh the agent's deploy steps");
+                    }
+                }
+                let served = crate::deploy::serve_image(&self.config, &doc).await?;
+                let configdrive = crate::deploy::configdrive_for_agent(&doc)?;
+                let image_info = crate::deploy::image_info(&doc, &served, configdrive.as_ref())?;
+                let version = task
+                    .doc()
+                    .get("driver_internal_info")
+                    .and_then(|i| i.get("hardware_manager_version"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let step = json!({
+                    "step": "write_image",
+                    "interface": "deploy",
+                    "priority": 80,
+                    "args": {"image_info": image_info, "configdrive": configdrive},
+                });
+                agent
+                    .run(
+                        "deploy.execute_deploy_step",
+                        json!({"step": step, "node": node, "ports": ports, "deploy_version": version}),
+                    )
+                    .await?;
+                Ok(())
+            }
+            "prepare_instance_boot" => {
+                let whole_disk = crate::deploy::is_whole_disk(&doc);
+                let uuids = match agent
+                    .run_sync("standby.get_partition_uuids", json!({}))
+                    .await
+                {
+                    Ok(uuids) => uuids,
+                    // A whole-disk image boots from its own bootloader.
+                    Err(err) if whole_disk => {
+                        tracing::warn!(node = task.row.uuid(), error = %err, "no partition UUIDs from the agent");
+                        Value::Null
+                    }
+                    Err(err) => return Err(err),
+                };
+                let root = uuids.get("root uuid").cloned().unwrap_or(Value::Null);
+                if let Some(root) = root.as_str() {
+                    let root = root.to_string();
+                    self.update_doc(task, |doc| {
+                        with_internal(doc, |internal| {
+                            internal.insert("root_uuid_or_disk_id".into(), json!(root));
+                        });
+                    })
+                    .await?;
+                }
+                if whole_disk {
+                    return Ok(());
+                }
+                if root.is_null() {
+                    return Err("the agent reported no root partition UUID".into());
+                }
+                let mode = crate::deploy::boot_mode(&doc);
+                let efi = if mode == "uefi" {
+                    uuids
+                        .get("efi system partition uuid")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
+                let ppc = doc
+                    .get("properties")
+                    .and_then(|p| p.get("cpu_arch"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|arch| arch.starts_with("ppc64"));
+                let prep = if ppc {
+                    uuids
+                        .get("PReP Boot partition uuid")
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
+                agent
+                    .run(
+                        "image.install_bootloader",
+                        json!({
+                            "root_uuid": root,
+                            "efi_system_part_uuid": efi,
+                            "prep_boot_part_uuid": prep,
+                            "target_boot_mode": mode,
+                        }),
+                    )
+                    .await?;
+                Ok(())
+            }
+            "tear_down_agent" => {
+                // The agent powers the machine off itself (asynchronously:
+                // it may never answer); the power interface makes sure.
+                if let Err(err) = agent.send("standby.power_off", json!({}), false).await {
+                    tracing::warn!(node = task.row.uuid(), error = %err, "the agent failed to power the node off; using the power interface");
+                }
+                let mut off = false;
+                if !crate::drivers::is_fake_like(Self::interface(&doc, "power")) {
+                    for _ in 0..POWER_OFF_CHECKS {
+                        if let Ok(Some(state)) =
+                            crate::ops::get_power_state(&self.config, &doc).await
+                        {
+                            if state == "power off" {
+                                off = true;
+                                break;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                if off {
+                    self.update_doc(task, |doc| {
+                        doc.insert("power_state".into(), json!("power off"));
+                    })
+                    .await
+                } else {
+                    self.power_off(task).await
+                }
+            }
+            "switch_to_tenant_network" => Ok(()),
+            "boot_instance" => {
+                self.clean_up_ramdisk(task).await;
+                crate::ops::set_boot_device(&self.config, &doc, "disk", true)
+                    .await
+                    .map_err(|e| format!("failed to set the boot device to disk: {e}"))?;
+                crate::ops::set_power_state(&self.config, &doc, "power on", POWER_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("failed to power the node on: {e}"))?;
+                self.update_doc(task, |doc| {
+                    doc.insert("power_state".into(), json!("power on"));
+                    doc.insert("ferrite:boot_device".into(), json!("disk"));
+                    doc.insert("ferrite:boot_device_persistent".into(), json!(true));
+                })
+                .await
+            }
+            // `deploy` ran before the wait; unknown steps are refused.
+            "deploy" => Ok(()),
+            other => Err(format!("the direct deploy interface has no step {other}")),
+        }
+    }
+
+    /// Cleaning through the agent: boot the ramdisk, wait for the agent,
+    /// run the deploy interface's steps on it, power off.
+    async fn direct_clean(
+        &self,
+        task: &mut Task,
+    ) -> Result<(Event, Option<ProvisionState>), String> {
+        let doc = task.doc().clone();
+        let manual = target_of(&doc) == Some(ProvisionState::Manageable);
+        let flow = if manual {
+            "manual cleaning"
+        } else {
+            "automated cleaning"
+        };
+        let event = if manual { Event::Manage } else { Event::Done };
+        let booted = doc.get(RAMDISK_BOOTED) == Some(&Value::Bool(true));
+        if !booted {
+            let steps = if manual {
+                requested_steps(&doc)
+            } else {
+                crate::drivers::automated_clean_steps(&doc)
+            };
+            self.start_steps(task, "clean_steps", flow, &steps).await?;
+            let needs_agent = steps
+                .iter()
+                .any(|s| s.get("interface").and_then(Value::as_str) == Some("deploy"));
+            if !needs_agent {
+                self.flow_history(task, flow, "end", &[]).await;
+                return Ok((event, None));
+            }
+            self.update_doc(task, |doc| {
+                doc.insert("clean_step".into(), json!({}));
+                with_internal(doc, crate::deploy::wipe_agent);
+            })
+            .await?;
+            self.boot_ramdisk(task).await?;
+            // A manual clean keeps heading for manageable while it waits,
+            // as upstream passes that target along with `wait`.
+            let target = manual.then_some(ProvisionState::Manageable);
+            return Ok((Event::Wait, target));
+        }
+        let agent = self.agent_for(task)?;
+        let uuid = task.row.uuid().to_string();
+        let ports = self.port_docs(task).await?;
+        let node = crate::deploy::node_for_agent(&doc, false);
+        let ports = crate::deploy::ports_for_agent(&ports);
+        let offered = agent
+            .run_sync(
+                "clean.get_clean_steps",
+                json!({"node": node, "ports": ports}),
+            )
+            .await
+            .map_err(|e| {
+                format!("Failed to get the clean steps of node {uuid} from the agent: {e}")
+            })?;
+        let version = offered
+            .get("hardware_manager_version")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let agent_steps: Vec<Value> = offered
+            .get("clean_steps")
+            .and_then(Value::as_object)
+            .map(|managers| {
+                managers
+                    .values()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let steps: Vec<Value> = doc
+            .get("driver_internal_info")
+            .and_then(|i| i.get("clean_steps"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        self.update_doc(task, |doc| {
+            with_internal(doc, |internal| {
+                internal.insert(
+                    "agent_cached_clean_steps".into(),
+                    offered.get("clean_steps").cloned().unwrap_or(Value::Null),
+                );
+                internal.insert("hardware_manager_version".into(), version.clone());
+            });
+        })
+        .await?;
+        for (index, step) in steps.iter().enumerate() {
+            if step.get("interface").and_then(Value::as_str) != Some("deploy") {
+                continue;
+            }
+            let name = step.get("step").and_then(Value::as_str).unwrap_or("");
+            let known = agent_steps
+                .iter()
+                .find(|s| s.get("step").and_then(Value::as_str) == Some(name));
+            let Some(known) = known else {
+                return Err(format!(
+                    "Clean step {} failed on node {uuid}: the agent does not offer it",
+                    step_name(step)
+                ));
+            };
+            // An automated step the agent disabled (priority 0) is skipped.
+            if !manual && known.get("priority").and_then(Value::as_i64) == Some(0) {
+                continue;
+            }
+            let current = step.clone();
+            self.update_doc(task, |doc| {
+                doc.insert("clean_step".into(), current);
+                with_internal(doc, |internal| {
+                    internal.insert("clean_step_index".into(), json!(index));
+                });
+            })
+            .await?;
+            agent
+                .run(
+                    "clean.execute_clean_step",
+                    json!({"step": step, "node": node, "ports": ports, "clean_version": version}),
+                )
+                .await
+                .map_err(|e| {
+                    format!("Clean step {} failed on node {uuid}: {e}", step_name(step))
+                })?;
+        }
+        self.power_off(task).await?;
+        self.clean_up_ramdisk(task).await;
+        self.update_doc(task, reset_agent_flow).await?;
+        self.flow_history(task, flow, "end", &[]).await;
+        Ok((event, None))
+    }
+
+    /// Undeploy: power off and remove the ramdisk's boot, then cleaning.
+    async fn direct_tear_down(
+        &self,
+        task: &mut Task,
+    ) -> Result<(Event, Option<ProvisionState>), String> {
+        self.power_off(task).await?;
+        self.clean_up_ramdisk(task).await;
+        self.update_doc(task, reset_agent_flow).await?;
+        Ok((Event::Clean, None))
+    }
+
+    async fn do_agent_lookup(&self, node_ident: &str) -> EngineResult<Doc> {
+        let mut task = self.acquire(node_ident).await?;
+        let result = async {
+            let mut doc = task.doc().clone();
+            if internal_str(&doc, "agent_secret_token").is_some() {
+                tracing::warn!(
+                    node = task.row.uuid(),
+                    "refusing to hand out the agent token a second time"
+                );
+                with_internal(&mut doc, |internal| {
+                    internal.insert("agent_secret_token".into(), json!("******"));
+                });
+                return Ok(doc);
+            }
+            let token = crate::deploy::generate_token();
+            with_internal(&mut doc, |internal| {
+                internal.insert("agent_secret_token".into(), json!(token));
+            });
+            self.save(&mut task, doc.clone()).await?;
+            Ok(doc)
+        }
+        .await;
+        self.release(task).await;
+        result
+    }
+
+    async fn do_agent_heartbeat(
+        self: &Arc<Self>,
+        node_ident: &str,
+        heartbeat: AgentHeartbeat,
+    ) -> EngineResult<()> {
+        let mut task = self.acquire(node_ident).await?;
+        let doc = task.doc().clone();
+        let known = internal_str(&doc, "agent_secret_token");
+        if heartbeat.agent_token.is_none() || known != heartbeat.agent_token.as_deref() {
+            tracing::error!(
+                node = task.row.uuid(),
+                "invalid or missing agent token in a heartbeat"
+            );
+            self.release(task).await;
+            return Err(EngineError::bad_request(
+                "Invalid or missing agent token received.",
+            ));
+        }
+        if let Some(url) = internal_str(&doc, "agent_url") {
+            if url != heartbeat.callback_url {
+                self.release(task).await;
+                return Err(EngineError::bad_request(
+                    "Detected change in ramdisk provided \"callback_url\"",
+                ));
+            }
+        }
+        let record = |doc: &mut Doc| {
+            with_internal(doc, |internal| {
+                internal.insert("agent_url".into(), json!(heartbeat.callback_url));
+                internal.insert(
+                    "agent_last_heartbeat".into(),
+                    json!(chrono::Utc::now()
+                        .format("%Y-%m-%dT%H:%M:%S%.6f")
+                        .to_string()),
+                );
+                if let Some(version) = &heartbeat.agent_version {
+                    internal.insert("agent_version".into(), json!(version));
+                }
+                if let Some(ca) = &heartbeat.agent_verify_ca {
+                    internal.insert("agent_verify_ca".into(), json!(ca));
+                }
+            });
+        };
+        let state = state_of(&doc);
+        let maintenance = doc
+            .get("maintenance")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let resume = !maintenance
+            && matches!(
+                state,
+                ProvisionState::DeployWait | ProvisionState::CleanWait
+            );
+        if !resume {
+            tracing::debug!(node = task.row.uuid(), state = %state, "heartbeat recorded, nothing to continue");
+            let mut doc = doc.clone();
+            record(&mut doc);
+            return self.save_and_release(&mut task, doc).await;
+        }
+        // A manual clean resumes towards manageable (upstream's target).
+        let target = (target_of(&doc) == Some(ProvisionState::Manageable))
+            .then_some(ProvisionState::Manageable);
+        if let Err(err) = self
+            .fire_with(
+                &mut task,
+                Event::Resume,
+                target,
+                Followup::BackgroundWork,
+                record,
+                false,
+            )
+            .await
+        {
+            self.release(task).await;
+            return Err(err);
+        }
+        let engine = self.clone();
+        let mut work = self.work.lock().await;
+        while work.try_join_next().is_some() {}
+        work.spawn(async move { engine.continue_provision(task).await });
+        Ok(())
+    }
+
+    /// Starts the periodic callback-timeout check unless it runs already.
+    fn ensure_timeout_watch(self: &Arc<Self>) {
+        let Ok(mut watch) = self.timeout_watch.lock() else {
+            return;
+        };
+        if watch.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let timeout = self.config.deploy.callback_timeout_secs;
+        let period = Duration::from_millis(timeout.saturating_mul(1000) / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let engine = Arc::downgrade(self);
+        *watch = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                if let Err(err) = engine.check_callback_timeouts().await {
+                    tracing::warn!(error = %err, "callback timeout check failed");
+                }
+            }
+        }));
+    }
+
+    /// Fails nodes whose agent did not call back within
+    /// `[deploy] callback_timeout_secs` (upstream's deploy/clean callback
+    /// timeouts); returns how many.
+    pub async fn check_callback_timeouts(&self) -> EngineResult<usize> {
+        let timeout = self.config.deploy.callback_timeout_secs;
+        let limit = storage::now_micros()
+            - i64::try_from(timeout.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let filter = storage::NodeFilter {
+            equals: vec![("reservation", None)],
+            maintenance: Some(false),
+            provision_states: Some(vec![
+                ProvisionState::DeployWait.as_str().to_string(),
+                ProvisionState::CleanWait.as_str().to_string(),
+            ]),
+            ..Default::default()
+        };
+        let rows = storage::list_nodes(self.db.conn(), &filter, "id", false, None, None).await?;
+        let mut failed = 0;
+        for row in rows {
+            let expired = |doc: &Doc| {
+                storage::doc_str(doc, "provision_updated_at")
+                    .and_then(storage::iso_micros)
+                    .is_some_and(|at| at < limit)
+            };
+            if !expired(&row.doc) {
+                continue;
+            }
+            let Ok(mut task) = self.acquire(row.uuid()).await else {
+                continue;
+            };
+            let state = state_of(task.doc());
+            if !matches!(
+                state,
+                ProvisionState::DeployWait | ProvisionState::CleanWait
+            ) || !expired(task.doc())
+            {
+                self.release(task).await;
+                continue;
+            }
+            let message = if state == ProvisionState::DeployWait {
+                format!(
+                    "Timeout reached while waiting for callback for node {}",
+                    task.row.uuid()
+                )
+            } else {
+                let step = task.doc().get("clean_step").cloned().unwrap_or(json!({}));
+                format!(
+                    "Timeout reached while cleaning the node. Please check if the ramdisk responsible for the cleaning is running on the node. Failed on step {}.",
+                    crate::model::pyrepr::repr(&step)
+                )
+            };
+            let doc = task.doc().clone();
+            // Clean waits keep their target (upstream leaves it in place).
+            let kept_target =
+                if ferrite_conductor_states::recovery::callback_timeout_keeps_target(state) {
+                    storage::doc_str(&doc, "target_provision_state").map(str::to_string)
+                } else {
+                    None
+                };
+            if let Err(err) =
+                crate::ops::set_power_state(&self.config, &doc, "power off", POWER_TIMEOUT).await
+            {
+                tracing::warn!(node = task.row.uuid(), error = %err, "power off after a callback timeout failed");
+            }
+            self.clean_up_ramdisk(&task).await;
+            let result = self
+                .fire_with(
+                    &mut task,
+                    Event::Fail,
+                    None,
+                    Followup::Nothing,
+                    |doc| {
+                        set_opt(doc, "last_error", Some(&message));
+                        doc.insert("power_state".into(), json!("power off"));
+                        reset_agent_flow(doc);
+                        if let Some(target) = kept_target {
+                            doc.insert("target_provision_state".into(), json!(target));
+                        }
+                    },
+                    true,
+                )
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::error!(node = task.row.uuid(), "{message}");
+                    self.history(&task, &message, "ERROR", "provisioning").await;
+                    failed += 1;
+                }
+                Err(err) => {
+                    tracing::error!(node = task.row.uuid(), error = %err, "failed to fail a timed-out node");
+                }
+            }
+            self.release(task).await;
+        }
+        Ok(failed)
     }
 }

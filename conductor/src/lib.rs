@@ -12,9 +12,11 @@
 //!   interface implementations do;
 //! - [`storage`]: every SQL statement.
 
+pub mod agent_client;
 pub mod boot;
 pub mod client;
 pub mod config;
+pub mod deploy;
 pub mod drivers;
 pub mod engine;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Routing and the small helpers handlers share.
 
+pub mod agent;
 pub mod drivers;
 pub mod nodes;
 pub mod ports;
@@ -85,12 +86,21 @@ pub async fn dispatch(state: &AppState, req: &Req) -> ApiResult<Reply> {
         ["v1", "conductors"] if get => root::conductors(state, req, None).await,
         ["v1", "conductors", host] if get => root::conductors(state, req, Some(host)).await,
         ["v1", "shards"] if get => root::shards(state, req).await,
+        ["v1", "lookup"] if get => agent::lookup(state, req).await,
+        ["v1", "heartbeat", id] if post => agent::heartbeat(state, req, id).await,
         _ => Err(route_miss(&segs, m)),
     }
 }
 
 /// 405 for a known resource with a method it lacks, else 404.
 fn route_miss(segs: &[&str], method: &Method) -> ApiError {
+    // The heartbeat endpoint only takes POST.
+    if matches!(segs, ["v1", "heartbeat", _]) {
+        return ApiError::new(
+            405,
+            "The method specified is not allowed for this resource.",
+        );
+    }
     let known = matches!(
         segs,
         [] | ["v1"]
@@ -99,6 +109,8 @@ fn route_miss(segs: &[&str], method: &Method) -> ApiError {
             | ["v1", "drivers", ..]
             | ["v1", "conductors", ..]
             | ["v1", "shards"]
+            | ["v1", "lookup"]
+            | ["v1", "heartbeat", _]
     );
     if known && segs.len() <= 3 && *method != Method::GET {
         return ApiError::new(

@@ -262,7 +262,12 @@ pub static INTERFACES: &[InterfaceSpec] = &[
     accepting(K::Deploy, "fake"),
     accepting(K::Deploy, "noop"),
     not_here(K::Deploy, "autodetect", &[]),
-    not_here(K::Deploy, "direct", AGENT_DEPLOY_PROPERTIES),
+    InterfaceSpec {
+        kind: K::Deploy,
+        name: "direct",
+        properties: AGENT_DEPLOY_PROPERTIES,
+        validate: validate_direct,
+    },
     not_here(K::Deploy, "ansible", ANSIBLE_DEPLOY_PROPERTIES),
     not_here(K::Deploy, "ramdisk", &[]),
     not_here(K::Deploy, "anaconda", &[]),
@@ -311,6 +316,24 @@ pub static INTERFACES: &[InterfaceSpec] = &[
     },
     refusing(K::Vendor, "no-vendor"),
 ];
+
+/// The `direct` deploy interface needs an image to write.
+fn validate_direct(check: &InterfaceCheck<'_>) -> Result<(), String> {
+    let has_image = check
+        .node
+        .instance_info
+        .get("image_source")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|source| !source.is_empty());
+    if has_image {
+        Ok(())
+    } else {
+        Err(format!(
+            "Cannot validate image information for node {} because one or more parameters are missing from its instance_info. Missing are: ['image_source']",
+            check.node.node_uuid
+        ))
+    }
+}
 
 /// What the PXE and HTTP boot interfaces read from `driver_info`.
 const PXE_FAMILY_BOOT_PROPERTIES: &[(&str, &str)] = &[
