@@ -113,7 +113,18 @@ async fn run(args: Args) -> Result<bool, String> {
     let t = Instant::now();
     let image = lab::whole_disk_image(lab.dir(), "bench.raw", image_bytes, "bench-host")
         .map_err(|e| e.to_string())?;
-    println!("image built in {:.2}s", t.elapsed().as_secs_f64());
+    let allocated = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&image.path)
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0)
+    };
+    println!(
+        "image built in {:.2}s ({} MiB, {:.1} MiB allocated: the rest is holes)",
+        t.elapsed().as_secs_f64(),
+        args.image_mib,
+        allocated as f64 / MIB
+    );
     let baseline_target = lab.dir().join("baseline.raw");
     let t = Instant::now();
     // Nothing else runs yet: blocking the runtime here is harmless.
