@@ -417,13 +417,41 @@ pub fn whole_disk_image(
     size: u64,
     hostname: &str,
 ) -> LabResult<ferrite_imaging::fixtures::WholeDiskImage> {
+    whole_disk_image_with(dir, name, size, hostname, 0)
+}
+
+/// [`whole_disk_image`] whose root also holds `payload` bytes of
+/// incompressible data (`/var/lib/payload`), so the image is not mostly
+/// holes.
+pub fn whole_disk_image_with(
+    dir: &Path,
+    name: &str,
+    size: u64,
+    hostname: &str,
+    payload: u64,
+) -> LabResult<ferrite_imaging::fixtures::WholeDiskImage> {
     let path = dir.join(name);
-    ferrite_imaging::fixtures::whole_disk_image(
-        &path,
-        size,
-        &ferrite_imaging::fixtures::root_files(hostname),
-    )
-    .map_err(setup("cannot build the whole-disk image"))
+    let mut files = ferrite_imaging::fixtures::root_files(hostname);
+    if payload > 0 {
+        files.insert("var/lib/payload".into(), noise(payload as usize));
+    }
+    ferrite_imaging::fixtures::whole_disk_image(&path, size, &files)
+        .map_err(setup("cannot build the whole-disk image"))
+}
+
+/// `len` pseudo-random bytes (xorshift; only meant not to compress or
+/// read as zeros).
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// A qcow2 partition image (ext4 root of `size` bytes holding `hostname`).

@@ -26,6 +26,10 @@ struct Args {
     /// Image size, MiB.
     #[arg(long, default_value_t = 64)]
     image_mib: u64,
+    /// Incompressible data in the image's root filesystem, MiB (the rest
+    /// of the image is holes).
+    #[arg(long, default_value_t = 24)]
+    fill_mib: u64,
     /// Give up after this many seconds per phase.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -111,8 +115,14 @@ async fn run(args: Args) -> Result<bool, String> {
 
     // The image and the baseline: qemu-img convert of the same image.
     let t = Instant::now();
-    let image = lab::whole_disk_image(lab.dir(), "bench.raw", image_bytes, "bench-host")
-        .map_err(|e| e.to_string())?;
+    let image = lab::whole_disk_image_with(
+        lab.dir(),
+        "bench.raw",
+        image_bytes,
+        "bench-host",
+        args.fill_mib * 1024 * 1024,
+    )
+    .map_err(|e| e.to_string())?;
     let allocated = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&image.path)
