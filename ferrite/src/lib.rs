@@ -11,6 +11,7 @@
 
 pub mod demo;
 mod demo_image;
+pub mod lab;
 pub mod up;
 
 use std::path::PathBuf;
