@@ -1738,10 +1738,19 @@ impl Engine {
         let doc = task.doc().clone();
         let known = internal_str(&doc, "agent_secret_token");
         if heartbeat.agent_token.is_none() || known != heartbeat.agent_token.as_deref() {
-            tracing::error!(
-                node = task.row.uuid(),
-                "invalid or missing agent token in a heartbeat"
-            );
+            if known.is_none() {
+                // The flow ended (its token was wiped) while this heartbeat
+                // was on its way: expected now and then.
+                tracing::warn!(
+                    node = task.row.uuid(),
+                    "heartbeat with a token for a flow that already ended"
+                );
+            } else {
+                tracing::error!(
+                    node = task.row.uuid(),
+                    "invalid or missing agent token in a heartbeat"
+                );
+            }
             self.release(task).await;
             return Err(EngineError::bad_request(
                 "Invalid or missing agent token received.",
