@@ -125,36 +125,47 @@ async fn machines_keep_identity_and_disks_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_bmc_ports_and_bad_configs() {
     let dir = tempfile::tempdir().unwrap();
-    // Find two free consecutive ports (best effort).
-    let base = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Two consecutive free ports: ask the OS for one, and try again when
+    // the next one is taken (other tests bind ephemeral ports meanwhile).
     let launcher = RecordingLauncher::default();
-    let mut config = common::config(2, dir.path(), &launcher);
-    config.bmc_base_port = Some(base);
-    match Fleet::start(config).await {
-        Ok(fleet) => {
-            assert_eq!(
-                fleet.machines()[0].bmc_url(),
-                format!("http://127.0.0.1:{base}")
-            );
-            assert_eq!(
-                fleet.machines()[1].bmc_url(),
-                format!("http://127.0.0.1:{}", base + 1)
-            );
-            // A second fleet on the same ports fails with a clear error.
-            let mut clash = common::config(1, &dir.path().join("other"), &launcher);
-            clash.bmc_base_port = Some(base);
-            let err = Fleet::start(clash).await.err().unwrap();
-            assert!(
-                err.to_string().contains(&format!("127.0.0.1:{base}")),
-                "{err}"
-            );
-            fleet.stop().await;
+    let mut started = None;
+    for attempt in 0..50 {
+        let base = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        if base == u16::MAX {
+            continue;
         }
-        Err(e) => panic!("ports {base}.. were not free: {e}"),
+        let mut config = common::config(2, &dir.path().join(format!("try{attempt}")), &launcher);
+        config.bmc_base_port = Some(base);
+        match Fleet::start(config).await {
+            Ok(fleet) => {
+                started = Some((fleet, base));
+                break;
+            }
+            Err(e) if e.to_string().contains("Address already in use") => continue,
+            Err(e) => panic!("fleet with fixed BMC ports: {e}"),
+        }
     }
+    let (fleet, base) = started.expect("two consecutive free ports in 50 attempts");
+    assert_eq!(
+        fleet.machines()[0].bmc_url(),
+        format!("http://127.0.0.1:{base}")
+    );
+    assert_eq!(
+        fleet.machines()[1].bmc_url(),
+        format!("http://127.0.0.1:{}", base + 1)
+    );
+    // A second fleet on the same ports fails with a clear error.
+    let mut clash = common::config(1, &dir.path().join("other"), &launcher);
+    clash.bmc_base_port = Some(base);
+    let err = Fleet::start(clash).await.err().unwrap();
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{base}")),
+        "{err}"
+    );
+    fleet.stop().await;
     let mut no_nic = FleetConfig::new(1, dir.path().join("x"));
     no_nic.nics_per_machine = 0;
     assert!(Fleet::start(no_nic).await.is_err());
