@@ -96,10 +96,8 @@ impl Lab {
             .map_err(setup("cannot read the API address"))?;
         let api_url = format!("http://{api_addr}");
 
-        let mut config = ferrite_conductor::Config::for_database(format!(
-            "sqlite://{}?mode=rwc",
-            root.join("conductor.db").display()
-        ));
+        let mut config =
+            ferrite_conductor::Config::for_database(crate::up::sqlite_url(&root, "conductor.db"));
         config.bind = api_addr.to_string();
         config.host = format!("lab-{}", api_addr.port());
         if let Some(n) = options.max_connections {

@@ -43,8 +43,22 @@ fn bind(address: &str, port: u16, what: &str) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot listen for {what} on {address}:{port}: {e}"))
 }
 
-fn sqlite(dir: &std::path::Path, name: &str) -> String {
+/// The SQLite URL of database file `name` under `dir` (created on first use).
+pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.join(name).display())
+}
+
+/// A service's shutdown future: resolves once `stop` reads `true`.
+pub async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Runs one service's `serve` future in a task; its error names the service.
+pub fn spawn_service<E: std::fmt::Display>(
+    name: &'static str,
+    serve: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    tokio::spawn(async move { serve.await.map_err(|e| format!("{name}: {e}")) })
 }
 
 pub async fn run(args: UpArgs) -> Result<(), String> {
@@ -69,19 +83,16 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
         compute_listener.local_addr().map_err(|e| e.to_string())?
     );
 
-    let (stop, stopped) = watch::channel(false);
-    let shutdown = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-
-    let placement_config = ferrite_placement::Config::for_database(sqlite(&dir, "placement.db"));
+    let (stop, rx) = watch::channel(false);
+    let placement_config =
+        ferrite_placement::Config::for_database(sqlite_url(&dir, "placement.db"));
     let placement = ferrite_placement::prepare(placement_config)
         .await
         .map_err(|e| format!("placement: {e}"))?;
     let mut conductor_config = ferrite_conductor::Config::load(
         args.conductor_config.as_deref(),
         ferrite_conductor::config::Overrides {
-            database_url: Some(sqlite(&dir, "conductor.db")),
+            database_url: Some(sqlite_url(&dir, "conductor.db")),
             host: Some("ferrite".into()),
             ..Default::default()
         },
@@ -93,28 +104,20 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
         .map_err(|e| format!("conductor: {e}"))?;
 
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn({
-        let rx = stopped.clone();
-        async move {
-            ferrite_placement::serve(placement_listener, placement, shutdown(rx))
-                .await
-                .map_err(|e| format!("placement: {e}"))
-        }
-    }));
-    tasks.push(tokio::spawn({
-        let rx = stopped.clone();
-        async move {
-            ferrite_conductor::serve(conductor_listener, conductor, shutdown(rx))
-                .await
-                .map_err(|e| format!("conductor: {e}"))
-        }
-    }));
+    tasks.push(spawn_service(
+        "placement",
+        ferrite_placement::serve(placement_listener, placement, stopped(rx.clone())),
+    ));
+    tasks.push(spawn_service(
+        "conductor",
+        ferrite_conductor::serve(conductor_listener, conductor, stopped(rx.clone())),
+    ));
     // Compute starts last: at start it reconciles with the other two
     // (recovering interrupted builds), so they must already be serving.
     let mut compute_config = ferrite_compute::Config::load(
         args.compute_config.as_deref(),
         ferrite_compute::config::Overrides {
-            database_url: Some(sqlite(&dir, "compute.db")),
+            database_url: Some(sqlite_url(&dir, "compute.db")),
             placement_url: Some(placement_url.clone()),
             ironic_url: Some(conductor_url.clone()),
             host: Some("ferrite".into()),
@@ -132,14 +135,10 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("compute: {e}"))?;
     let driver = compute.manager.driver.clone();
-    tasks.push(tokio::spawn({
-        let rx = stopped.clone();
-        async move {
-            ferrite_compute::serve(compute_listener, compute, shutdown(rx))
-                .await
-                .map_err(|e| format!("compute: {e}"))
-        }
-    }));
+    tasks.push(spawn_service(
+        "compute",
+        ferrite_compute::serve(compute_listener, compute, stopped(rx.clone())),
+    ));
     println!("placement  {placement_url}");
     println!("baremetal  {conductor_url}");
     println!("compute    {compute_url}");

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ferrite::up::{spawn_service, stopped};
 use ferrite_conductor::client::BaremetalClient;
 use ferrite_conductor::storage;
 use ferrite_virt_driver::{DriverConfig, IronicDriver, SyncReport};
@@ -128,7 +129,7 @@ impl DataDir {
     }
 
     fn sqlite(&self, name: &str) -> String {
-        format!("sqlite://{}?mode=rwc", self.path().join(name).display())
+        ferrite::up::sqlite_url(self.path(), name)
     }
 }
 
@@ -155,10 +156,6 @@ struct Stack {
     _dir: DataDir,
 }
 
-async fn shutdown(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 impl Stack {
     async fn start(
         dir: DataDir,
@@ -168,7 +165,7 @@ impl Stack {
     ) -> Result<Stack, String> {
         let (placement_listener, placement_url) = listen()?;
         let (conductor_listener, conductor_url) = listen()?;
-        let (stop, stopped) = watch::channel(false);
+        let (stop, rx) = watch::channel(false);
         let mut placement_config =
             ferrite_placement::Config::for_database(dir.sqlite("placement.db"));
         placement_config.randomize_allocation_candidates = randomize;
@@ -184,22 +181,14 @@ impl Stack {
             .map_err(|e| format!("conductor: {e}"))?;
         let conductor_db = conductor.clone();
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn({
-            let rx = stopped.clone();
-            async move {
-                ferrite_placement::serve(placement_listener, placement, shutdown(rx))
-                    .await
-                    .map_err(|e| format!("placement: {e}"))
-            }
-        }));
-        tasks.push(tokio::spawn({
-            let rx = stopped.clone();
-            async move {
-                ferrite_conductor::serve(conductor_listener, conductor, shutdown(rx))
-                    .await
-                    .map_err(|e| format!("conductor: {e}"))
-            }
-        }));
+        tasks.push(spawn_service(
+            "placement",
+            ferrite_placement::serve(placement_listener, placement, stopped(rx.clone())),
+        ));
+        tasks.push(spawn_service(
+            "conductor",
+            ferrite_conductor::serve(conductor_listener, conductor, stopped(rx.clone())),
+        ));
         let mut compute_url = None;
         let mut compute_driver = None;
         if with_compute {
@@ -217,14 +206,10 @@ impl Stack {
                 .await
                 .map_err(|e| format!("compute: {e}"))?;
             compute_driver = Some(compute.manager.driver.clone());
-            tasks.push(tokio::spawn({
-                let rx = stopped.clone();
-                async move {
-                    ferrite_compute::serve(compute_listener, compute, shutdown(rx))
-                        .await
-                        .map_err(|e| format!("compute: {e}"))
-                }
-            }));
+            tasks.push(spawn_service(
+                "compute",
+                ferrite_compute::serve(compute_listener, compute, stopped(rx.clone())),
+            ));
             compute_url = Some(url);
         }
         Ok(Stack {
