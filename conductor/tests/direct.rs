@@ -244,6 +244,16 @@ async fn start(timeout_secs: u64) -> TestServer {
 
 /// An enrolled `direct` node with fake power, management and boot, and
 /// one port.
+/// `manage` and wait until the node is `manageable`.
+async fn manage(api: &BaremetalClient, uuid: &str) {
+    api.set_provision_state(uuid, "manage", None)
+        .await
+        .expect("manage");
+    api.wait_for_provision_state(uuid, "manageable", WAIT)
+        .await
+        .expect("manageable");
+}
+
 async fn direct_node(api: &BaremetalClient, name: &str) -> String {
     direct_node_with_mac(api, name, MAC).await
 }
@@ -328,12 +338,7 @@ async fn automated_clean_runs_erase_devices_metadata_through_the_agent() {
     let api = server.client();
     let agent = TestAgent::start().await;
     let uuid = direct_node(&api, "clean-1").await;
-    api.set_provision_state(&uuid, "manage", None)
-        .await
-        .expect("manage");
-    api.wait_for_provision_state(&uuid, "manageable", WAIT)
-        .await
-        .expect("manageable");
+    manage(&api, &uuid).await;
     api.set_provision_state(&uuid, "provide", None)
         .await
         .expect("provide");
@@ -382,12 +387,7 @@ async fn second_lookup_does_not_return_the_token_again() {
     let server = start(600).await;
     let api = server.client();
     let uuid = direct_node(&api, "lookup-1").await;
-    api.set_provision_state(&uuid, "manage", None)
-        .await
-        .expect("manage");
-    api.wait_for_provision_state(&uuid, "manageable", WAIT)
-        .await
-        .expect("manageable");
+    manage(&api, &uuid).await;
     api.set_provision_state(&uuid, "provide", None)
         .await
         .expect("provide");
@@ -439,12 +439,7 @@ async fn heartbeat_with_a_wrong_or_missing_token_is_refused() {
     let api = server.client();
     let agent = TestAgent::start().await;
     let uuid = direct_node(&api, "token-1").await;
-    api.set_provision_state(&uuid, "manage", None)
-        .await
-        .expect("manage");
-    api.wait_for_provision_state(&uuid, "manageable", WAIT)
-        .await
-        .expect("manageable");
+    manage(&api, &uuid).await;
     api.set_provision_state(&uuid, "provide", None)
         .await
         .expect("provide");
@@ -683,12 +678,7 @@ async fn clean_wait_timeout_fails_the_clean() {
     let api = server.client();
     let agent = TestAgent::start().await;
     let uuid = direct_node(&api, "clean-timeout-1").await;
-    api.set_provision_state(&uuid, "manage", None)
-        .await
-        .expect("manage");
-    api.wait_for_provision_state(&uuid, "manageable", WAIT)
-        .await
-        .expect("manageable");
+    manage(&api, &uuid).await;
     api.set_provision_state(&uuid, "provide", None)
         .await
         .expect("provide");
@@ -895,12 +885,7 @@ async fn manual_clean_runs_the_requested_agent_step() {
     let api = server.client();
     let agent = TestAgent::start().await;
     let uuid = direct_node(&api, "manual-1").await;
-    api.set_provision_state(&uuid, "manage", None)
-        .await
-        .expect("manage");
-    api.wait_for_provision_state(&uuid, "manageable", WAIT)
-        .await
-        .expect("manageable");
+    manage(&api, &uuid).await;
     let steps = json!([{"interface": "deploy", "step": "erase_devices_metadata"}]);
     api.set_provision_state(&uuid, "clean", Some(&json!({"clean_steps": steps})))
         .await
