@@ -17,6 +17,12 @@ fn sushy_url() -> String {
     )
 }
 
+/// The emulator's two systems (scripts/sushy-emulator): each test drives
+/// its own, since the tests run in parallel and a power change is applied
+/// by the fake driver 1-11 s after it was asked for.
+const SYSTEM_A: &str = "/redfish/v1/Systems/27946b59-9e44-4fa7-8e91-f3527a1ef094";
+const SYSTEM_B: &str = "/redfish/v1/Systems/5c0e1a7e-1d6b-4d2f-9a4e-0b7d8f3c2a61";
+
 fn info(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -28,16 +34,24 @@ fn info(value: Value) -> Map<String, Value> {
 #[ignore = "needs sushy-emulator (scripts/redfish-sushy-check)"]
 async fn client_against_sushy() {
     let url = sushy_url();
-    let client = RedfishClient::new(
+    // Without redfish_system_id a BMC that manages two systems is an error
+    // that says what to set.
+    let ambiguous = RedfishClient::new(
         redfish::parse_driver_info("sushy-node", &info(json!({"redfish_address": url})))
             .expect("valid"),
     )
     .expect("client");
-    let system = client
-        .system_path()
-        .await
-        .expect("the emulator's only system");
-    assert!(system.starts_with("/redfish/v1/Systems/"), "{system}");
+    let err = ambiguous.system_path().await.expect_err("two systems");
+    assert!(err.to_string().contains("manages 2 systems"), "{err}");
+    let client = RedfishClient::new(
+        redfish::parse_driver_info(
+            "sushy-node",
+            &info(json!({"redfish_address": url, "redfish_system_id": SYSTEM_A})),
+        )
+        .expect("valid"),
+    )
+    .expect("client");
+    assert_eq!(client.system_path().await.expect("path"), SYSTEM_A);
 
     client.reset("ForceOff").await.expect("off");
     redfish::wait_for_power_state(
@@ -106,7 +120,7 @@ async fn api_power_and_boot_device_against_sushy() {
         .create_node(&json!({
             "driver": "redfish",
             "properties": {"capabilities": "boot_mode:uefi"},
-            "driver_info": {"redfish_address": sushy_url()},
+            "driver_info": {"redfish_address": sushy_url(), "redfish_system_id": SYSTEM_B},
         }))
         .await
         .expect("create");
@@ -135,8 +149,11 @@ async fn api_power_and_boot_device_against_sushy() {
         .expect("boot device");
     assert_eq!(reply.status, 204, "{}", reply.body);
     let bmc = RedfishClient::new(
-        redfish::parse_driver_info("n", &info(json!({"redfish_address": sushy_url()})))
-            .expect("valid"),
+        redfish::parse_driver_info(
+            "n",
+            &info(json!({"redfish_address": sushy_url(), "redfish_system_id": SYSTEM_B})),
+        )
+        .expect("valid"),
     )
     .expect("client");
     let boot = bmc.boot_override().await.expect("boot");
