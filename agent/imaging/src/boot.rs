@@ -3,7 +3,7 @@
 //! [`install_bootloader`] simulates `grub-install` but leaves real evidence
 //! a firmware (or [`boot_check`]) can find: for UEFI the removable-media
 //! loader `EFI/BOOT/BOOTX64.EFI` and a `grub.cfg` naming the root
-//! filesystem in the EFI system partition (written with mtools); for BIOS
+//! filesystem in the EFI system partition (written in process, see `fat`); for BIOS
 //! boot code in the MBR's first 440 bytes and, on GPT, a core image in the
 //! BIOS boot partition.
 use serde::{Deserialize, Serialize};
@@ -71,36 +71,13 @@ fn find_esp(disk: &Disk, t: &Table, uuid: Option<&str>) -> Result<Partition> {
 
 /// Writes `name` with `content` into the FAT filesystem at `offset`.
 fn fat_put(image: &Path, offset: u64, dir: &str, name: &str, content: &[u8]) -> Result<()> {
-    let spec = util::mtools_image(image, offset);
-    let mut path = String::from("::");
-    for part in dir.split('/').filter(|s| !s.is_empty()) {
-        path.push('/');
-        path.push_str(part);
-        // Fails when the directory exists, which is fine.
-        let _ = util::mtools("mmd", &["-i", &spec, &path]);
-    }
-    let tmp = tempfile::NamedTempFile::new()
-        .map_err(|e| ImagingError::Io(format!("cannot create a scratch file: {e}")))?;
-    std::fs::write(tmp.path(), content)
-        .map_err(|e| ImagingError::Io(format!("cannot write {}: {e}", tmp.path().display())))?;
-    let dest = format!("{path}/{name}");
-    util::mtools(
-        "mcopy",
-        &["-o", "-i", &spec, &tmp.path().to_string_lossy(), &dest],
-    )?;
-    Ok(())
+    crate::fat::put(image, offset, dir, name, content)
 }
 
 /// Whether the FAT filesystem at `offset` holds `path` (e.g.
 /// `EFI/BOOT/BOOTX64.EFI`, case-insensitive as FAT is).
 pub fn fat_has(image: &Path, offset: u64, path: &str) -> bool {
-    let spec = util::mtools_image(image, offset);
-    match util::mtools("mdir", &["-b", "-i", &spec, &format!("::/{path}")]) {
-        Ok(out) => out
-            .lines()
-            .any(|l| l.trim().to_lowercase().ends_with(&path.to_lowercase())),
-        Err(_) => false,
-    }
+    crate::fat::has(image, offset, path)
 }
 
 /// Makes the deployed partition image bootable in `boot_mode`.

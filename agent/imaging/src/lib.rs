@@ -11,6 +11,7 @@
 
 pub mod boot;
 pub mod erase;
+pub mod fat;
 pub mod fixtures;
 pub mod hardware;
 pub mod hints;
