@@ -2,7 +2,8 @@
 //! ext4 root filesystems (`mkfs.ext4 -d`), whole-disk images (GPT with a
 //! BIOS boot partition, an EFI system partition holding
 //! `EFI/BOOT/BOOTX64.EFI`, and an ext4 root), qcow2 conversion and sparse
-//! disks. Needs mkfs.ext4, mkfs.vfat, mtools and qemu-img.
+//! disks. Needs mkfs.ext4, mkfs.vfat and qemu-img, except
+//! [`tool_free_whole_disk_image`].
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -138,7 +139,8 @@ pub struct WholeDiskImage {
     pub path: PathBuf,
     pub size: u64,
     pub table: Table,
-    /// ext4 UUID of the root filesystem (last partition).
+    /// ext4 UUID of the root filesystem (last partition); for
+    /// [`tool_free_whole_disk_image`], the root partition's UUID.
     pub root_uuid: String,
     /// The root partition (number, byte offset, size).
     pub root: Partition,
@@ -156,6 +158,30 @@ pub fn whole_disk_image(
     size: u64,
     files: &BTreeMap<String, Vec<u8>>,
 ) -> Result<WholeDiskImage> {
+    let (written, esp, root) = whole_disk_layout(path, size)?;
+    image::make_filesystem(path, &esp, "vfat", "EFI-PART", &std::env::temp_dir())?;
+    let tree = tempfile::tempdir()
+        .map_err(|e| ImagingError::Io(format!("cannot create a temp dir: {e}")))?;
+    write_tree(tree.path(), files)?;
+    let root_uuid = ext4_from_dir(path, root.start, root.size, tree.path(), "root")?;
+    finish_whole_disk(path, size, written, esp, root, root_uuid)
+}
+
+/// The same layout as [`whole_disk_image`] made without external tools
+/// (only `blkid`, which every Linux has): the EFI system partition is
+/// formatted in process and the root partition holds no filesystem, its
+/// partition UUID stands for the root. What `ferrite up` deploys to its
+/// simulated fleet.
+pub fn tool_free_whole_disk_image(path: &Path, size: u64) -> Result<WholeDiskImage> {
+    let (written, esp, root) = whole_disk_layout(path, size)?;
+    crate::fat::format(path, esp.start, esp.size, "EFI-PART")?;
+    let root_uuid = root.uuid.clone();
+    finish_whole_disk(path, size, written, esp, root, root_uuid)
+}
+
+/// A sparse file of `size` bytes with the whole-disk partition table;
+/// returns the table, the ESP and the root partition.
+fn whole_disk_layout(path: &Path, size: u64) -> Result<(Table, Partition, Partition)> {
     if size < 48 * MIB {
         return Err(ImagingError::TooSmall(format!(
             "a whole-disk image needs at least 48 MiB, not {size} bytes"
@@ -199,11 +225,18 @@ pub fn whole_disk_image(
     let written = table::write(path, &wanted)?;
     let esp = written.partitions[1].clone();
     let root = written.partitions[2].clone();
-    image::make_filesystem(path, &esp, "vfat", "EFI-PART", &std::env::temp_dir())?;
-    let tree = tempfile::tempdir()
-        .map_err(|e| ImagingError::Io(format!("cannot create a temp dir: {e}")))?;
-    write_tree(tree.path(), files)?;
-    let root_uuid = ext4_from_dir(path, root.start, root.size, tree.path(), "root")?;
+    Ok((written, esp, root))
+}
+
+/// Installs the UEFI and BIOS boot evidence naming `root_uuid`.
+fn finish_whole_disk(
+    path: &Path,
+    size: u64,
+    written: Table,
+    esp: Partition,
+    root: Partition,
+    root_uuid: String,
+) -> Result<WholeDiskImage> {
     let disk = Disk {
         name: path.display().to_string(),
         path: path.to_path_buf(),
@@ -297,4 +330,47 @@ pub fn gzip_base64(content: &[u8]) -> Result<String> {
         .finish()
         .map_err(|e| ImagingError::Io(format!("gzip: {e}")))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_free_image_boots_in_both_modes_and_names_its_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo.raw");
+        let made = tool_free_whole_disk_image(&path, 64 * MIB).unwrap();
+        assert_eq!(made.table.partitions.len(), 3);
+        assert_eq!(made.root_uuid, made.root.uuid);
+        let disk = Disk {
+            name: "demo".into(),
+            path: path.clone(),
+            size: 64 * MIB,
+            model: String::new(),
+            vendor: String::new(),
+            serial: None,
+            wwn: None,
+            wwn_with_extension: None,
+            wwn_vendor_extension: None,
+            rotational: false,
+            hctl: None,
+            by_path: None,
+        };
+        let uefi = boot::boot_check(&disk, "uefi").unwrap();
+        assert_eq!(uefi.partition, made.esp.number);
+        let bios = boot::boot_check(&disk, "bios").unwrap();
+        assert_eq!(bios.partition, made.root.number);
+        let cfg = crate::fat::read(&path, made.esp.start, "EFI/BOOT/grub.cfg").unwrap();
+        let cfg = String::from_utf8(cfg).unwrap();
+        assert!(cfg.contains(&made.root_uuid), "{cfg}");
+        // The ESP is a FAT filesystem other tools recognise.
+        let found = util::probe(&path, made.esp.start, made.esp.size).unwrap();
+        assert_eq!(found.get("TYPE").map(String::as_str), Some("vfat"));
+        assert_eq!(found.get("LABEL").map(String::as_str), Some("EFI-PART"));
+        // Sparse: far less on disk than its size.
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 < 8 * MIB);
+    }
 }
