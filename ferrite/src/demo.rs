@@ -166,7 +166,8 @@ async fn ensure_flavor(compute: &Compute) -> Result<String, String> {
     Ok(id)
 }
 
-/// The demo image record (the fake deploy interface does not download it).
+/// The demo image record: the one `ferrite up` registered for its fleet,
+/// else a placeholder (fake-hardware nodes do not download it).
 async fn ensure_image(compute: &Compute) -> Result<String, String> {
     crate::demo_image::ensure(compute_base(compute), &compute.http).await
 }

@@ -4,8 +4,9 @@
 //! - `ferrite up [--fleet N]` runs Placement (:8778), the Bare Metal API and
 //!   conductor (:6385) and the compute API with its scheduler and virt
 //!   driver (:8774) in one process, on SQLite files in the data directory;
-//!   with `--fleet N` it also enrolls N simulated machines and makes them
-//!   available.
+//!   with `--fleet N` it also runs N simulated machines (Redfish BMCs,
+//!   netboot, the deploy agent, file-backed disks), enrolls them and makes
+//!   them available (`--fleet-hardware fake`: fake-hardware nodes).
 //! - `ferrite demo` (against those default ports) makes sure a flavor and an
 //!   image exist, boots a server and follows it to ACTIVE.
 
@@ -13,6 +14,7 @@ pub mod demo;
 mod demo_image;
 pub mod lab;
 pub mod up;
+mod up_fleet;
 
 use std::path::PathBuf;
 

@@ -15,10 +15,16 @@ pub struct UpArgs {
     /// `~/.local/share/ferrite`).
     #[arg(long, env = "FERRITE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Enroll this many simulated machines (fake hardware) and make them
+    /// Start and enroll this many simulated machines and make them
     /// available.
     #[arg(long, default_value_t = 0)]
     fleet: usize,
+    /// What `--fleet` machines are: `simulated` (Redfish BMCs, iPXE boot,
+    /// the deploy agent writing images to file-backed disks; nodes use
+    /// `redfish` + `ipxe` + `direct`) or `fake` (`fake-hardware` nodes
+    /// that deploy nothing).
+    #[arg(long, default_value = "simulated", value_parser = ["simulated", "fake"])]
+    fleet_hardware: String,
     /// Address the three APIs listen on.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
@@ -99,9 +105,18 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("conductor: {e}"))?;
     conductor_config.bind = conductor_url.trim_start_matches("http://").to_string();
+    let simulated = args.fleet > 0 && args.fleet_hardware == "simulated";
+    crate::up_fleet::deploy_config(
+        &mut conductor_config.deploy,
+        &dir,
+        &args.address,
+        &conductor_url,
+        simulated,
+    );
     let conductor = ferrite_conductor::prepare(conductor_config)
         .await
         .map_err(|e| format!("conductor: {e}"))?;
+    let deploy = conductor.config.deploy.clone();
 
     let mut tasks = Vec::new();
     tasks.push(spawn_service(
@@ -143,8 +158,32 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
     println!("baremetal  {conductor_url}");
     println!("compute    {compute_url}");
     println!("data       {}", dir.display());
+    if let Some(tftp) = &deploy.tftp_bind {
+        println!("tftp       {tftp}");
+    }
+    if let Some(http) = &deploy.http_url {
+        println!("httpboot   {http}");
+    }
 
-    if args.fleet > 0 {
+    let mut fleet = None;
+    if simulated {
+        let (url, sha256) = crate::up_fleet::demo_image(&deploy)?;
+        crate::demo_image::register(&compute_url, &reqwest::Client::new(), &url, &sha256).await?;
+        println!("image      {} {url}", crate::demo_image::NAME);
+        let machines = crate::up_fleet::start(&dir, args.fleet, &deploy).await?;
+        let api = BaremetalClient::new(conductor_url.clone(), "latest");
+        let enrolled = crate::up_fleet::enroll(&api, &machines, &dir).await;
+        fleet = Some(machines);
+        enrolled?;
+        driver
+            .sync()
+            .await
+            .map_err(|e| format!("reporting the fleet to placement: {e}"))?;
+        println!(
+            "fleet      {} simulated machines available (redfish, ipxe, direct)",
+            args.fleet
+        );
+    } else if args.fleet > 0 {
         let api = BaremetalClient::new(conductor_url.clone(), "latest");
         enroll_fleet(&api, args.fleet).await?;
         // Report the machines to Placement now rather than at the next
@@ -153,11 +192,14 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
             .sync()
             .await
             .map_err(|e| format!("reporting the fleet to placement: {e}"))?;
-        println!("fleet      {} machines available", args.fleet);
+        println!("fleet      {} fake-hardware machines available", args.fleet);
     }
     println!("ready: try `ferrite demo` (Ctrl-C stops)");
 
     wait_for_signal().await;
+    if let Some(fleet) = fleet {
+        fleet.stop().await;
+    }
     let _ = stop.send(true);
     for task in tasks {
         match task.await {

@@ -19,17 +19,35 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts `binary up --fleet N` on ephemeral ports and waits until it
-    /// says it is ready.
+    /// Starts `binary up --fleet N --fleet-hardware fake` on ephemeral
+    /// ports and waits until it says it is ready.
     pub fn start(binary: &str, fleet: usize, extra: &[&str]) -> Stack {
         let data_dir = tempfile::tempdir().expect("tempdir");
         Self::start_in(binary, fleet, extra, data_dir)
     }
 
-    /// Starts the stack on an existing data directory (restart scenarios).
+    /// Starts the stack with N simulated machines (`--fleet-hardware
+    /// simulated`, `up`'s default): real deploys through the agent.
+    pub fn start_simulated(binary: &str, fleet: usize, extra: &[&str]) -> Stack {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        Self::launch(binary, fleet, "simulated", extra, data_dir)
+    }
+
+    /// Starts the stack (fake hardware) on an existing data directory
+    /// (restart scenarios).
     pub fn start_in(
         binary: &str,
         fleet: usize,
+        extra: &[&str],
+        data_dir: tempfile::TempDir,
+    ) -> Stack {
+        Self::launch(binary, fleet, "fake", extra, data_dir)
+    }
+
+    fn launch(
+        binary: &str,
+        fleet: usize,
+        hardware: &str,
         extra: &[&str],
         data_dir: tempfile::TempDir,
     ) -> Stack {
@@ -40,6 +58,8 @@ impl Stack {
             .arg(data_dir.path())
             .arg("--fleet")
             .arg(fleet.to_string())
+            .arg("--fleet-hardware")
+            .arg(hardware)
             .args([
                 "--placement-port",
                 "0",

@@ -250,11 +250,12 @@ async fn restart_in_the_middle_of_a_boot_leaks_no_claim() {
     assert_eq!(stack.total_usage().await, 0);
 }
 
-/// The README's path: `ferrite up --fleet 4`, then `ferrite demo` boots a
-/// server to ACTIVE and exits 0.
+/// The README's path: `ferrite up --fleet 4` (simulated machines, real
+/// deploys through the agent), then `ferrite demo` boots a server to
+/// ACTIVE and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_command_boots_a_server() {
-    let stack = Stack::start(BIN, 4, &[]);
+    let stack = Stack::start_simulated(BIN, 4, &[]);
     let compute = stack.compute.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(BIN)
@@ -274,5 +275,42 @@ async fn the_demo_command_boots_a_server() {
     let (_, servers) = stack
         .compute(reqwest::Method::GET, "/v2.1/servers/detail", None)
         .await;
-    assert_eq!(servers["servers"][0]["status"], "ACTIVE", "{servers}");
+    let server = &servers["servers"][0];
+    assert_eq!(server["status"], "ACTIVE", "{servers}");
+    let id = server["id"].as_str().expect("id").to_string();
+    // A real deploy: the node is a redfish/direct node holding the
+    // instance, and it was written by the agent (deploy steps recorded).
+    let (status, nodes) = stack
+        .baremetal(
+            reqwest::Method::GET,
+            &format!("/v1/nodes?instance_uuid={id}&fields=uuid,driver,deploy_interface,provision_state,power_state"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{nodes}");
+    let node = &nodes["nodes"][0];
+    assert_eq!(node["driver"], "redfish", "{nodes}");
+    assert_eq!(node["deploy_interface"], "direct", "{nodes}");
+    assert_eq!(node["provision_state"], "active", "{nodes}");
+    assert_eq!(node["power_state"], "power on", "{nodes}");
+    let uuid = node["uuid"].as_str().expect("uuid").to_string();
+    // Deleting the server tears the instance down: the node is cleaned by
+    // the agent and comes back `available`, placement usage drops to 0.
+    stack.delete_server(&id, SETTLE).await;
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let (_, node) = stack
+            .baremetal(reqwest::Method::GET, &format!("/v1/nodes/{uuid}"), None)
+            .await;
+        if node["provision_state"] == "available" && node["target_provision_state"].is_null() {
+            assert!(node["instance_uuid"].is_null(), "{node}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node not available again: {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stack.total_usage().await, 0);
 }
