@@ -280,6 +280,30 @@ async fn power_and_boot_device_drive_the_bmc() {
     let boot = bmc.with(|b| b.boot.clone());
     assert_eq!(boot["BootSourceOverrideTarget"], "Hdd");
     assert_eq!(boot["BootSourceOverrideEnabled"], "Once");
+    let (status, body) = raw(
+        &client,
+        "GET",
+        &format!("/v1/nodes/{uuid}/management/boot_device"),
+        None,
+    )
+    .await
+    .expect("get boot device");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"boot_device": "disk", "persistent": false}));
+    // The answer comes from the BMC, not from what the conductor last set.
+    bmc.with(|b| {
+        b.boot["BootSourceOverrideTarget"] = json!("Pxe");
+        b.boot["BootSourceOverrideEnabled"] = json!("Continuous");
+    });
+    let (_, body) = raw(
+        &client,
+        "GET",
+        &format!("/v1/nodes/{uuid}/management/boot_device"),
+        None,
+    )
+    .await
+    .expect("get boot device");
+    assert_eq!(body, json!({"boot_device": "pxe", "persistent": true}));
 
     let (status, body) = raw(
         &client,

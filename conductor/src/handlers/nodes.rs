@@ -935,6 +935,16 @@ pub async fn set_maintenance(
 
 pub async fn get_boot_device(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply> {
     let row = find_node(state, req, ident).await?;
+    if row.str_field("management_interface") == Some("redfish") {
+        // Read from the BMC, as upstream: what the machine will boot next,
+        // whoever set it.
+        let (device, persistent) = crate::ops::get_boot_device(&state.config, &row.doc)
+            .await
+            .map_err(|message| ApiError::new(500, message))?;
+        return Ok(Reply::json(
+            json!({"boot_device": device, "persistent": persistent}),
+        ));
+    }
     // Until a device is set, answer as upstream's fake management does.
     let device = row
         .doc
