@@ -39,6 +39,14 @@ pub struct Config {
     pub public_endpoint: Option<String>,
     /// Real deploys: netboot, agent and image settings (`[deploy]`).
     pub deploy: DeployConfig,
+    /// Seconds between power-state sync rounds (upstream's `[conductor]
+    /// sync_power_state_interval`); 0 turns the sync off.
+    pub sync_power_state_interval_secs: f64,
+    /// Whether the sync puts a machine back into its recorded power state
+    /// (true, upstream's default) or records the machine's state (false).
+    pub force_power_state_during_sync: bool,
+    /// Rounds in disagreement before the node goes into maintenance.
+    pub power_state_sync_max_retries: u32,
 }
 
 /// Settings of real deploys (pxe/ipxe boot, the direct deploy, the agent).
@@ -138,6 +146,9 @@ impl Config {
             node_locked_retry_interval_ms: 1000,
             public_endpoint: None,
             deploy: DeployConfig::default(),
+            sync_power_state_interval_secs: 60.0,
+            force_power_state_during_sync: true,
+            power_state_sync_max_retries: 3,
         }
     }
 }
@@ -175,6 +186,9 @@ pub struct FileConfig {
     pub hardware: Option<InterfaceConfig>,
     pub fake: Option<FakeDelays>,
     pub deploy: Option<DeployConfig>,
+    pub sync_power_state_interval_secs: Option<f64>,
+    pub force_power_state_during_sync: Option<bool>,
+    pub power_state_sync_max_retries: Option<u32>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -275,6 +289,15 @@ impl Config {
         if let Some(deploy) = file_config.deploy {
             config.deploy = deploy;
         }
+        if let Some(secs) = file_config.sync_power_state_interval_secs {
+            config.sync_power_state_interval_secs = secs;
+        }
+        if let Some(force) = file_config.force_power_state_during_sync {
+            config.force_power_state_during_sync = force;
+        }
+        if let Some(n) = file_config.power_state_sync_max_retries {
+            config.power_state_sync_max_retries = n;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -288,6 +311,13 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "max_connections must be positive".into(),
+            ));
+        }
+        if !self.sync_power_state_interval_secs.is_finite()
+            || self.sync_power_state_interval_secs < 0.0
+        {
+            return Err(ConfigError::Invalid(
+                "sync_power_state_interval_secs must be a number of seconds >= 0".into(),
             ));
         }
         if self.heartbeat_interval_secs == 0

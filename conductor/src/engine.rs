@@ -25,6 +25,8 @@ use crate::config::Config;
 use crate::hardware::Registry;
 use crate::storage::{self, Doc, Guard, HistoryRow, NodeRow};
 
+pub mod power_sync;
+
 /// Why the engine refused or failed an operation; rendered by the API.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
@@ -201,6 +203,8 @@ pub struct Engine {
     /// The periodic task failing nodes whose agent never called back,
     /// started when the first node waits for an agent.
     timeout_watch: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Rounds in a row each node failed the power-state sync.
+    power_sync_counts: power_sync::Counts,
 }
 
 impl Drop for Engine {
@@ -305,6 +309,7 @@ impl Engine {
             registry,
             work: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
             timeout_watch: std::sync::Mutex::new(None),
+            power_sync_counts: Default::default(),
         })
     }
 

@@ -237,11 +237,37 @@ pub async fn serve(
             }
         })
     };
+    // The power-state sync: a round is never cut short (it may hold node
+    // locks); shutdown waits for the running one.
+    let (stop_sync, mut sync_stopped) = tokio::sync::watch::channel(false);
+    let power_sync = {
+        let interval = state.config.sync_power_state_interval_secs;
+        let engine = state.engine.clone();
+        (interval > 0.0).then(|| {
+            tokio::spawn(async move {
+                let period = Duration::from_secs_f64(interval);
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(period) => {}
+                        _ = sync_stopped.wait_for(|stop| *stop) => break,
+                    }
+                    match engine.sync_power_states().await {
+                        Ok(report) => tracing::debug!(?report, "power state sync"),
+                        Err(err) => tracing::warn!(error = %err, "power state sync failed"),
+                    }
+                }
+            })
+        })
+    };
     tokio::select! {
         result = server => result?,
         () = shutdown => handle.stop(true).await,
     }
     heartbeat.abort();
+    let _ = stop_sync.send(true);
+    if let Some(task) = power_sync {
+        let _ = tokio::time::timeout(Duration::from_secs(120), task).await;
+    }
     if let Some(server) = tftp_server {
         server.stop();
     }

@@ -554,3 +554,134 @@ async fn several_systems_need_a_system_id() {
     assert_eq!(boot.persistent, Some(false));
     bmc.stop().await;
 }
+
+/// Polls the node until `check` holds (10 s at most).
+async fn until(
+    server: &TestServer,
+    uuid: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = server.client();
+    let mut node = Value::Null;
+    for _ in 0..200 {
+        node = client.get_node(uuid).await.expect("get node");
+        if check(&node) {
+            return node;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: {node}");
+}
+
+async fn managed_node(server: &TestServer, bmc: &FakeBmc) -> String {
+    let client = server.client();
+    let node = client
+        .create_node(&node_body(&bmc.url, PASSWORD))
+        .await
+        .expect("create redfish node");
+    let uuid = node["uuid"].as_str().expect("uuid").to_string();
+    client
+        .set_provision_state(&uuid, "manage", None)
+        .await
+        .expect("manage");
+    client
+        .wait_for_provision_state(&uuid, "manageable", Duration::from_secs(10))
+        .await
+        .expect("manageable");
+    uuid
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_sync_puts_the_machine_back_then_gives_up() {
+    let bmc = FakeBmc::start("Off");
+    let server = TestServer::start_with("sqlite", |config| {
+        config.sync_power_state_interval_secs = 0.2;
+        config.power_state_sync_max_retries = 2;
+    })
+    .await;
+    let uuid = managed_node(&server, &bmc).await;
+    // The first known state is recorded.
+    until(&server, &uuid, "power state recorded", |n| {
+        n["power_state"] == "power off"
+    })
+    .await;
+    let node = power(&server, &uuid, "power on").await;
+    assert_eq!(node["power_state"], "power on");
+
+    // Switched off behind the conductor's back: the sync switches it on
+    // again and the record stays.
+    let resets_before = bmc.with(|b| {
+        b.power = "Off".into();
+        b.resets.len()
+    });
+    for _ in 0..200 {
+        if bmc.with(|b| b.power == "On") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bmc.with(|b| b.power.clone()), "On");
+    assert_eq!(
+        bmc.with(|b| b.resets[resets_before..].to_vec()),
+        vec!["On".to_string()]
+    );
+    let node = settled(&server, &uuid).await;
+    assert_eq!(node["power_state"], "power on");
+    assert_eq!(node["maintenance"], false);
+
+    // A machine that cannot be switched back: after max_retries rounds the
+    // node goes into maintenance with the power failure fault, and the
+    // record says what the machine is.
+    bmc.with(|b| {
+        b.power = "Off".into();
+        b.fail_resets = Some(500);
+    });
+    let node = until(&server, &uuid, "maintenance after retries", |n| {
+        n["maintenance"] == true
+    })
+    .await;
+    assert_eq!(node["fault"], "power failure", "{node}");
+    assert_eq!(node["power_state"], "power off", "{node}");
+    let reason = node["maintenance_reason"].as_str().unwrap_or("");
+    assert!(reason.contains("maintenance"), "{reason}");
+    assert_eq!(node["last_error"], node["maintenance_reason"]);
+    // Three rounds tried to switch it on (rounds 1 and 2 force, round 3
+    // gives up); a node in maintenance is not synced any more.
+    let tries = bmc.with(|b| b.resets.iter().filter(|r| *r == "On").count());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        bmc.with(|b| b.resets.iter().filter(|r| *r == "On").count()),
+        tries
+    );
+    server.stop().await;
+    bmc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_sync_without_force_follows_the_machine() {
+    let bmc = FakeBmc::start("On");
+    let server = TestServer::start_with("sqlite", |config| {
+        config.sync_power_state_interval_secs = 0.2;
+        config.force_power_state_during_sync = false;
+    })
+    .await;
+    let uuid = managed_node(&server, &bmc).await;
+    until(&server, &uuid, "power state recorded", |n| {
+        n["power_state"] == "power on"
+    })
+    .await;
+    let resets = bmc.with(|b| {
+        b.power = "Off".into();
+        b.resets.len()
+    });
+    let node = until(&server, &uuid, "record follows the machine", |n| {
+        n["power_state"] == "power off"
+    })
+    .await;
+    assert_eq!(node["maintenance"], false);
+    // Nothing was sent to the machine.
+    assert_eq!(bmc.with(|b| b.resets.len()), resets);
+    server.stop().await;
+    bmc.stop().await;
+}
