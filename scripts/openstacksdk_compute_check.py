@@ -1,6 +1,7 @@
 """openstacksdk's compute calls against our compute API.
 
-Starts `ferrite up --fleet 2` on free ports (or uses --compute-url), then
+Starts `ferrite up --fleet 2` (simulated machines: every boot is a real
+deploy of the demo image) on free ports (or uses --compute-url), then
 drives flavors, images, create_server/wait_for_server/delete_server through
 openstacksdk's compute and image proxies. Exits non-zero on any failure.
 """
@@ -75,9 +76,20 @@ def main():
         # Ferrite's registry takes a record (a URL), not an upload, and is
         # not a Glance endpoint the image proxy could discover: register the
         # image with a plain POST through the SDK's authenticated session.
-        created = conn.session.post(compute + "/v2/images", json={
-            "name": "sdk-img", "disk_format": "raw", "container_format": "bare",
-            "url": "http://127.0.0.1:9/sdk.raw"}).json()
+        # `ferrite up` with its simulated fleet serves a bootable demo image
+        # (registered as ferrite-demo): point the record at the same bytes
+        # so the server is a real deploy. Against a stack without it the
+        # URL is a placeholder (fake-hardware nodes download nothing).
+        record = {"name": "sdk-img", "disk_format": "raw", "container_format": "bare",
+                  "url": "http://127.0.0.1:9/sdk.raw"}
+        listed = conn.session.get(compute + "/v2/images").json().get("images", [])
+        demo = next((i for i in listed if i.get("name") == "ferrite-demo"), None)
+        if demo and demo.get("os_hash_value"):
+            record.update(url=demo["direct_url"], os_hash_algo=demo["os_hash_algo"],
+                          os_hash_value=demo["os_hash_value"])
+        if proc:
+            check("the stack registered its demo image", record["url"] != "http://127.0.0.1:9/sdk.raw", listed)
+        created = conn.session.post(compute + "/v2/images", json=record).json()
         image = conn.session.get(compute + "/v2/images/" + created["id"]).json()
         check("image registered", image.get("name") == "sdk-img", image)
         image = openstack.image.v2.image.Image(id=created["id"])
