@@ -377,11 +377,18 @@ impl Engine {
         while work.join_next().await.is_some() {}
     }
 
-    /// Reserves the node, retrying while another holder has it.
+    /// Reserves the node, retrying while another holder has it: for as
+    /// long as `node_locked_retry_attempts` pauses of
+    /// `node_locked_retry_interval_ms` would take (upstream's patience), but
+    /// polling from 10 ms up, so a lock held for a moment (a flow saving
+    /// its state) is picked up as soon as it is released, not a whole
+    /// interval later.
     pub async fn acquire(&self, node_ident: &str) -> EngineResult<Task> {
         let host = self.host().to_string();
-        let attempts = self.config.node_locked_retry_attempts;
-        let mut attempt = 0;
+        let interval = Duration::from_millis(self.config.node_locked_retry_interval_ms);
+        let budget = interval.saturating_mul(self.config.node_locked_retry_attempts);
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(10).min(interval);
         loop {
             let row = storage::get_node(self.db.conn(), node_ident)
                 .await?
@@ -396,7 +403,8 @@ impl Engine {
                     released: false,
                 });
             }
-            if attempt >= attempts {
+            let waited = started.elapsed();
+            if waited >= budget {
                 let holder = storage::get_node_by_id(self.db.conn(), row.id)
                     .await?
                     .and_then(|r| r.reservation)
@@ -406,11 +414,8 @@ impl Engine {
                     host: holder,
                 });
             }
-            attempt += 1;
-            tokio::time::sleep(Duration::from_millis(
-                self.config.node_locked_retry_interval_ms,
-            ))
-            .await;
+            tokio::time::sleep(pause.min(budget - waited)).await;
+            pause = (pause * 2).min(interval);
         }
     }
 
