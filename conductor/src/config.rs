@@ -47,6 +47,9 @@ pub struct Config {
     pub force_power_state_during_sync: bool,
     /// Rounds in disagreement before the node goes into maintenance.
     pub power_state_sync_max_retries: u32,
+    /// Seconds between checks of nodes in maintenance for a power failure
+    /// (upstream's `power_failure_recovery_interval`); 0 turns it off.
+    pub power_failure_recovery_interval_secs: f64,
 }
 
 /// Settings of real deploys (pxe/ipxe boot, the direct deploy, the agent).
@@ -149,6 +152,7 @@ impl Config {
             sync_power_state_interval_secs: 60.0,
             force_power_state_during_sync: true,
             power_state_sync_max_retries: 3,
+            power_failure_recovery_interval_secs: 300.0,
         }
     }
 }
@@ -189,6 +193,7 @@ pub struct FileConfig {
     pub sync_power_state_interval_secs: Option<f64>,
     pub force_power_state_during_sync: Option<bool>,
     pub power_state_sync_max_retries: Option<u32>,
+    pub power_failure_recovery_interval_secs: Option<f64>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -298,6 +303,9 @@ impl Config {
         if let Some(n) = file_config.power_state_sync_max_retries {
             config.power_state_sync_max_retries = n;
         }
+        if let Some(secs) = file_config.power_failure_recovery_interval_secs {
+            config.power_failure_recovery_interval_secs = secs;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -313,12 +321,21 @@ impl Config {
                 "max_connections must be positive".into(),
             ));
         }
-        if !self.sync_power_state_interval_secs.is_finite()
-            || self.sync_power_state_interval_secs < 0.0
-        {
-            return Err(ConfigError::Invalid(
-                "sync_power_state_interval_secs must be a number of seconds >= 0".into(),
-            ));
+        for (name, secs) in [
+            (
+                "sync_power_state_interval_secs",
+                self.sync_power_state_interval_secs,
+            ),
+            (
+                "power_failure_recovery_interval_secs",
+                self.power_failure_recovery_interval_secs,
+            ),
+        ] {
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be a number of seconds >= 0"
+                )));
+            }
         }
         if self.heartbeat_interval_secs == 0
             || self.heartbeat_timeout_secs <= self.heartbeat_interval_secs

@@ -237,35 +237,46 @@ pub async fn serve(
             }
         })
     };
-    // The power-state sync: a round is never cut short (it may hold node
+    // The power periodics: a round is never cut short (it may hold node
     // locks); shutdown waits for the running one.
-    let (stop_sync, mut sync_stopped) = tokio::sync::watch::channel(false);
-    let power_sync = {
-        let interval = state.config.sync_power_state_interval_secs;
+    let (stop_periodics, periodics_stopped) = tokio::sync::watch::channel(false);
+    let mut periodics = Vec::new();
+    {
         let engine = state.engine.clone();
-        (interval > 0.0).then(|| {
-            tokio::spawn(async move {
-                let period = Duration::from_secs_f64(interval);
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(period) => {}
-                        _ = sync_stopped.wait_for(|stop| *stop) => break,
-                    }
+        periodics.extend(periodic(
+            state.config.sync_power_state_interval_secs,
+            periodics_stopped.clone(),
+            move || {
+                let engine = engine.clone();
+                async move {
                     match engine.sync_power_states().await {
                         Ok(report) => tracing::debug!(?report, "power state sync"),
                         Err(err) => tracing::warn!(error = %err, "power state sync failed"),
                     }
                 }
-            })
-        })
-    };
+            },
+        ));
+        let engine = state.engine.clone();
+        periodics.extend(periodic(
+            state.config.power_failure_recovery_interval_secs,
+            periodics_stopped,
+            move || {
+                let engine = engine.clone();
+                async move {
+                    if let Err(err) = engine.recover_power_failures().await {
+                        tracing::warn!(error = %err, "power failure recovery failed");
+                    }
+                }
+            },
+        ));
+    }
     tokio::select! {
         result = server => result?,
         () = shutdown => handle.stop(true).await,
     }
     heartbeat.abort();
-    let _ = stop_sync.send(true);
-    if let Some(task) = power_sync {
+    let _ = stop_periodics.send(true);
+    for task in periodics {
         let _ = tokio::time::timeout(Duration::from_secs(120), task).await;
     }
     if let Some(server) = tftp_server {
@@ -279,4 +290,29 @@ pub async fn serve(
         tracing::warn!(error = %err, "failed to mark the conductor offline");
     }
     Ok(())
+}
+
+/// Runs `round` every `interval_secs` (none when 0) until `stop` reads
+/// true; a round in progress is finished first.
+fn periodic<F, Fut>(
+    interval_secs: f64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    round: F,
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    (interval_secs > 0.0).then(|| {
+        tokio::spawn(async move {
+            let period = Duration::from_secs_f64(interval_secs);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(period) => {}
+                    _ = stop.wait_for(|stop| *stop) => break,
+                }
+                round().await;
+            }
+        })
+    })
 }

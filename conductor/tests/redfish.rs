@@ -29,6 +29,8 @@ struct Bmc {
     patches: Vec<Value>,
     /// Answer every reset with this status.
     fail_resets: Option<u16>,
+    /// Every GET of the system answers 500.
+    fail_gets: bool,
     /// Number of systems listed.
     systems: usize,
 }
@@ -69,6 +71,9 @@ async fn bmc_handler(req: HttpRequest, body: web::Bytes, bmc: web::Data<Shared>)
                 .map(|n| json!({"@odata.id": format!("/redfish/v1/Systems/sys-{n}")}))
                 .collect();
             HttpResponse::Ok().json(json!({"Members": members, "Members@odata.count": bmc.systems}))
+        }
+        ("GET", SYSTEM) if bmc.fail_gets => {
+            redfish_error(500, "Base.1.0.InternalError", "The BMC broke")
         }
         ("GET", SYSTEM) => HttpResponse::Ok().json(json!({
             "@odata.id": SYSTEM,
@@ -593,11 +598,13 @@ async fn managed_node(server: &TestServer, bmc: &FakeBmc) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn power_sync_puts_the_machine_back_then_gives_up() {
+async fn power_sync_puts_the_machine_back_gives_up_and_recovers() {
     let bmc = FakeBmc::start("Off");
     let server = TestServer::start_with("sqlite", |config| {
         config.sync_power_state_interval_secs = 0.2;
         config.power_state_sync_max_retries = 2;
+        // Recovery is checked below; until then the BMC stays unreadable.
+        config.power_failure_recovery_interval_secs = 0.2;
     })
     .await;
     let uuid = managed_node(&server, &bmc).await;
@@ -630,25 +637,52 @@ async fn power_sync_puts_the_machine_back_then_gives_up() {
     assert_eq!(node["power_state"], "power on");
     assert_eq!(node["maintenance"], false);
 
-    // A machine that cannot be switched back: after max_retries rounds the
-    // node goes into maintenance with the power failure fault, and the
-    // record says what the machine is.
-    bmc.with(|b| {
-        b.power = "Off".into();
-        b.fail_resets = Some(500);
-    });
+    // A BMC that stops answering: after max_retries rounds the node goes
+    // into maintenance with the power failure fault and no known power
+    // state; it is not synced any more.
+    bmc.with(|b| b.fail_gets = true);
     let node = until(&server, &uuid, "maintenance after retries", |n| {
         n["maintenance"] == true
     })
     .await;
     assert_eq!(node["fault"], "power failure", "{node}");
-    assert_eq!(node["power_state"], "power off", "{node}");
+    assert_eq!(node["power_state"], Value::Null, "{node}");
     let reason = node["maintenance_reason"].as_str().unwrap_or("");
     assert!(reason.contains("maintenance"), "{reason}");
     assert_eq!(node["last_error"], node["maintenance_reason"]);
-    // Three rounds tried to switch it on (rounds 1 and 2 force, round 3
-    // gives up); a node in maintenance is not synced any more.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let node = server.client().get_node(&uuid).await.expect("get node");
+    assert_eq!(node["maintenance"], true, "{node}");
+
+    // Once the BMC answers again, the recovery periodic takes the node out
+    // of maintenance with the state the BMC reports.
+    bmc.with(|b| {
+        b.fail_gets = false;
+        b.power = "On".into();
+    });
+    let node = until(&server, &uuid, "recovered from the power failure", |n| {
+        n["maintenance"] == false
+    })
+    .await;
+    assert_eq!(node["fault"], Value::Null, "{node}");
+    assert_eq!(node["maintenance_reason"], Value::Null, "{node}");
+    assert_eq!(node["power_state"], "power on", "{node}");
+
+    // A machine that cannot be switched back: rounds 1 and 2 force it,
+    // round 3 gives up; the record then says what the machine is. The
+    // recovery brings it back (its BMC answers) and, the record now
+    // matching, it stays in sync without further resets.
+    bmc.with(|b| {
+        b.power = "Off".into();
+        b.fail_resets = Some(500);
+    });
+    let before = bmc.with(|b| b.resets.iter().filter(|r| *r == "On").count());
+    until(&server, &uuid, "gave up, then recovered as off", |n| {
+        n["power_state"] == "power off" && n["maintenance"] == false
+    })
+    .await;
     let tries = bmc.with(|b| b.resets.iter().filter(|r| *r == "On").count());
+    assert_eq!(tries - before, 2, "two forced power-ons before giving up");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
         bmc.with(|b| b.resets.iter().filter(|r| *r == "On").count()),

@@ -5,7 +5,9 @@
 //! machine is put back into the recorded state; without it the record
 //! follows the machine. A node that keeps disagreeing (or whose BMC keeps
 //! failing) for more than `power_state_sync_max_retries` rounds is put in
-//! maintenance with the `power failure` fault.
+//! maintenance with the `power failure` fault; a second periodic
+//! (`power_failure_recovery_interval_secs`) takes such nodes out of
+//! maintenance once their BMC answers again.
 //!
 //! [`decide`] is the pure rule; [`Engine::sync_power_states`] applies it.
 
@@ -292,6 +294,68 @@ impl Engine {
         }
         self.release(task).await;
         decision
+    }
+}
+
+impl Engine {
+    /// Upstream's power-failure recovery: nodes the sync put into
+    /// maintenance (`fault: power failure`) whose BMC answers again leave
+    /// maintenance with the power state it reports; returns how many.
+    pub async fn recover_power_failures(&self) -> EngineResult<usize> {
+        let filter = storage::NodeFilter {
+            equals: vec![
+                ("reservation", None),
+                ("driver", Some("redfish".to_string())),
+                ("conductor_group", Some(self.config.conductor_group.clone())),
+            ],
+            maintenance: Some(true),
+            ..Default::default()
+        };
+        let rows = storage::list_nodes(self.db.conn(), &filter, "id", false, None, None).await?;
+        let failed = |row: &NodeRow| {
+            row.doc.get("fault").and_then(Value::as_str) == Some("power failure")
+                && Engine::interface(&row.doc, "power") == "redfish"
+        };
+        let mut recovered = 0;
+        for row in rows.into_iter().filter(|r| failed(r)) {
+            let uuid = row.uuid().to_string();
+            let Ok(actual) = read_power(self, &row.doc).await else {
+                continue;
+            };
+            let Ok(mut task) = self.acquire(&uuid).await else {
+                continue;
+            };
+            if !failed(&task.row)
+                || !task
+                    .doc()
+                    .get("maintenance")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            {
+                self.release(task).await;
+                continue;
+            }
+            let mut doc = task.doc().clone();
+            doc.insert("maintenance".into(), json!(false));
+            doc.insert("maintenance_reason".into(), Value::Null);
+            doc.insert("fault".into(), Value::Null);
+            set_opt(&mut doc, "power_state", Some(&actual));
+            doc.insert("updated_at".into(), Value::String(storage::iso_now().1));
+            let message = format!(
+                "Power failure recovery: the BMC of node {uuid} answers again ('{actual}'); the node leaves maintenance."
+            );
+            tracing::info!(node = %uuid, "{message}");
+            self.history(&task, &message, "INFO", "MAINTENANCE").await;
+            self.set_power_sync_count(&uuid, 0);
+            match self.save_and_release(&mut task, doc).await {
+                Ok(()) => recovered += 1,
+                Err(err) => {
+                    tracing::error!(node = %uuid, error = %err, "power failure recovery failed to commit")
+                }
+            }
+            self.release(task).await;
+        }
+        Ok(recovered)
     }
 }
 
