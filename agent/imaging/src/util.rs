@@ -176,8 +176,37 @@ impl SparseWriter {
     }
 
     /// Makes `len` bytes at `at` read as zeros, writing only where the file
-    /// holds something else.
+    /// holds something else. Holes of a sparse target already read as
+    /// zeros and are skipped without reading them (SEEK_DATA/SEEK_HOLE);
+    /// where the target cannot tell (a block device, an old filesystem) the
+    /// whole range is read and compared.
     fn zero_range(&mut self, at: u64, len: usize) -> Result<()> {
+        use rustix::fs::{seek, SeekFrom};
+        let end = at + len as u64;
+        let mut pos = at;
+        while pos < end {
+            let data = match seek(&self.file, SeekFrom::Data(pos)) {
+                Ok(data) => data,
+                // Nothing but hole from `pos` to the end of the file.
+                Err(rustix::io::Errno::NXIO) => return Ok(()),
+                Err(_) => return self.zero_scan(pos, (end - pos) as usize),
+            };
+            if data >= end {
+                return Ok(());
+            }
+            let hole = match seek(&self.file, SeekFrom::Hole(data)) {
+                Ok(hole) if hole > data => hole.min(end),
+                _ => end,
+            };
+            self.zero_scan(data, (hole - data) as usize)?;
+            pos = hole;
+        }
+        Ok(())
+    }
+
+    /// [`Self::zero_range`] by reading: clears the 4 KiB blocks of the range
+    /// that are not zero.
+    fn zero_scan(&mut self, at: u64, len: usize) -> Result<()> {
         const STEP: usize = 1 << 20;
         let mut done = 0;
         while done < len {
@@ -342,6 +371,39 @@ mod tests {
         assert_eq!(read_at(&path, 4 << 20, 8192).unwrap(), vec![0u8; 8192]);
         assert_eq!(read_at(&path, 0, 2).unwrap(), vec![1, 1]);
         assert_eq!(read_at(&path, 12 << 20, 1).unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn zeros_clear_every_old_extent_between_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        let f = File::create(&path).unwrap();
+        f.set_len(64 << 20).unwrap();
+        // Old data in several extents, holes between them, one extent
+        // straddling the end of the image and one past it.
+        for at in [
+            1u64 << 20,
+            5 << 20,
+            (9 << 20) + 4096,
+            (16 << 20) - 4096,
+            20 << 20,
+        ] {
+            f.write_all_at(&[0xCD; 8192], at).unwrap();
+        }
+        let data = vec![0u8; 16 << 20];
+        let mut w = SparseWriter::open(&path, 0, 64 << 20).unwrap();
+        w.write(&data).unwrap();
+        w.finish().unwrap();
+        for at in [1u64 << 20, 5 << 20, (9 << 20) + 4096, (16 << 20) - 4096] {
+            assert_eq!(
+                read_at(&path, at, 4096).unwrap(),
+                vec![0u8; 4096],
+                "at {at}"
+            );
+        }
+        // The byte right after the image is old data the image does not cover.
+        assert_eq!(read_at(&path, 16 << 20, 1).unwrap(), vec![0xCD]);
+        assert_eq!(read_at(&path, 20 << 20, 1).unwrap(), vec![0xCD]);
     }
 
     #[test]
