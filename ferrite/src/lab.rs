@@ -149,12 +149,8 @@ impl Lab {
             .await
             .map_err(setup("cannot start the fleet"))?;
 
-        let deploy_kernel = root.join("deploy.kernel");
-        let deploy_ramdisk = root.join("deploy.initramfs");
-        std::fs::write(&deploy_kernel, b"ferrite lab deploy kernel\n")
-            .map_err(setup("cannot write the deploy kernel"))?;
-        std::fs::write(&deploy_ramdisk, vec![0x5a; 64 * 1024])
-            .map_err(setup("cannot write the deploy ramdisk"))?;
+        let (deploy_kernel, deploy_ramdisk) =
+            deploy_images(&root).map_err(setup("cannot write the deploy images"))?;
         std::fs::create_dir_all(deploy.http_root.join("images"))
             .map_err(setup("cannot create the image directory"))?;
 
@@ -205,29 +201,17 @@ impl Lab {
     /// The node document enrolling machine `index` (`uuid` = the machine's).
     pub fn node_body(&self, index: usize, enrollment: &Enrollment) -> LabResult<Value> {
         let inventory = self.fleet.inventory();
-        let mut node = inventory["nodes"]
+        let entry = inventory["nodes"]
             .get(index)
-            .cloned()
             .ok_or_else(|| LabError::Failed(format!("no inventory entry for machine {index}")))?;
         let machine = self.machine(index)?;
-        if let Some(map) = node.as_object_mut() {
-            map.remove("ports");
-            map.insert("uuid".into(), json!(machine.uuid()));
-            map.insert("boot_interface".into(), json!(enrollment.boot_interface));
-            map.insert("deploy_interface".into(), json!("direct"));
-            map.insert("network_interface".into(), json!("noop"));
-        }
-        if let Some(info) = node["driver_info"].as_object_mut() {
-            info.insert(
-                "deploy_kernel".into(),
-                json!(format!("file://{}", self.deploy_kernel.display())),
-            );
-            info.insert(
-                "deploy_ramdisk".into(),
-                json!(format!("file://{}", self.deploy_ramdisk.display())),
-            );
-        }
-        Ok(node)
+        Ok(node_document(
+            entry,
+            machine.uuid(),
+            &enrollment.boot_interface,
+            &self.deploy_kernel,
+            &self.deploy_ramdisk,
+        ))
     }
 
     /// Enrolls machine `index` (node and ports); returns the node's UUID.
@@ -352,6 +336,52 @@ impl Lab {
             let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
         }
     }
+}
+
+/// Placeholder deploy kernel and ramdisk under `dir` (written once): the
+/// fleet's firmware runs the agent in process, so they only have to exist
+/// for the boot interfaces to publish.
+pub fn deploy_images(dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let kernel = dir.join("deploy.kernel");
+    let ramdisk = dir.join("deploy.initramfs");
+    if !kernel.exists() {
+        std::fs::write(&kernel, b"ferrite simulated deploy kernel\n")?;
+    }
+    if !ramdisk.exists() {
+        std::fs::write(&ramdisk, vec![0x5a; 64 * 1024])?;
+    }
+    Ok((kernel, ramdisk))
+}
+
+/// The node document enrolling a machine from its fleet inventory entry:
+/// node UUID = machine UUID, `boot_interface`, `direct` deploy, `noop`
+/// network, the deploy kernel and ramdisk as file:// URLs.
+pub fn node_document(
+    entry: &Value,
+    uuid: &str,
+    boot_interface: &str,
+    kernel: &Path,
+    ramdisk: &Path,
+) -> Value {
+    let mut node = entry.clone();
+    if let Some(map) = node.as_object_mut() {
+        map.remove("ports");
+        map.insert("uuid".into(), json!(uuid));
+        map.insert("boot_interface".into(), json!(boot_interface));
+        map.insert("deploy_interface".into(), json!("direct"));
+        map.insert("network_interface".into(), json!("noop"));
+    }
+    if let Some(info) = node["driver_info"].as_object_mut() {
+        info.insert(
+            "deploy_kernel".into(),
+            json!(format!("file://{}", kernel.display())),
+        );
+        info.insert(
+            "deploy_ramdisk".into(),
+            json!(format!("file://{}", ramdisk.display())),
+        );
+    }
+    node
 }
 
 /// An image as `instance_info` describes it.

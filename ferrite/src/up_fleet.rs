@@ -3,7 +3,7 @@
 //! servers, enrolled as `redfish` + `ipxe` + `direct` nodes, and the demo
 //! image those deploys write.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ferrite_conductor::client::BaremetalClient;
@@ -73,42 +73,12 @@ pub async fn start(dir: &Path, machines: usize, deploy: &DeployConfig) -> Result
         .map_err(|e| format!("starting the simulated fleet: {e}"))
 }
 
-/// The deploy kernel and ramdisk the nodes' `driver_info` names. The fleet's
-/// firmware runs the agent in process, so these only have to exist.
-fn deploy_images(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
-    let kernel = dir.join("deploy.kernel");
-    let ramdisk = dir.join("deploy.initramfs");
-    if !kernel.exists() {
-        std::fs::write(&kernel, b"ferrite simulated deploy kernel\n")
-            .map_err(|e| format!("cannot write {}: {e}", kernel.display()))?;
-    }
-    if !ramdisk.exists() {
-        std::fs::write(&ramdisk, vec![0x5a; 64 * 1024])
-            .map_err(|e| format!("cannot write {}: {e}", ramdisk.display()))?;
-    }
-    Ok((kernel, ramdisk))
-}
-
-/// The node document enrolling inventory entry `entry` of machine `uuid`.
+/// The node document enrolling inventory entry `entry` of machine `uuid`
+/// (the lab's, with the `baremetal` resource class).
 fn node_body(entry: &Value, uuid: &str, kernel: &Path, ramdisk: &Path) -> Value {
-    let mut node = entry.clone();
+    let mut node = crate::lab::node_document(entry, uuid, "ipxe", kernel, ramdisk);
     if let Some(map) = node.as_object_mut() {
-        map.remove("ports");
-        map.insert("uuid".into(), json!(uuid));
         map.insert("resource_class".into(), json!(RESOURCE_CLASS));
-        map.insert("boot_interface".into(), json!("ipxe"));
-        map.insert("deploy_interface".into(), json!("direct"));
-        map.insert("network_interface".into(), json!("noop"));
-    }
-    if let Some(info) = node["driver_info"].as_object_mut() {
-        info.insert(
-            "deploy_kernel".into(),
-            json!(format!("file://{}", kernel.display())),
-        );
-        info.insert(
-            "deploy_ramdisk".into(),
-            json!(format!("file://{}", ramdisk.display())),
-        );
     }
     node
 }
@@ -118,7 +88,8 @@ fn node_body(entry: &Value, uuid: &str, kernel: &Path, ramdisk: &Path) -> Value 
 /// BMC's current address, and brings all of them to `available`
 /// (cleaning through the agent), concurrently.
 pub async fn enroll(api: &BaremetalClient, fleet: &Fleet, dir: &Path) -> Result<(), String> {
-    let (kernel, ramdisk) = deploy_images(dir)?;
+    let (kernel, ramdisk) = crate::lab::deploy_images(dir)
+        .map_err(|e| format!("cannot write the deploy images in {}: {e}", dir.display()))?;
     let inventory = fleet.inventory();
     let mut names = Vec::new();
     for (index, machine) in fleet.machines().iter().enumerate() {

@@ -228,16 +228,9 @@ fn whole_disk_layout(path: &Path, size: u64) -> Result<(Table, Partition, Partit
     Ok((written, esp, root))
 }
 
-/// Installs the UEFI and BIOS boot evidence naming `root_uuid`.
-fn finish_whole_disk(
-    path: &Path,
-    size: u64,
-    written: Table,
-    esp: Partition,
-    root: Partition,
-    root_uuid: String,
-) -> Result<WholeDiskImage> {
-    let disk = Disk {
+/// An image file of `size` bytes seen as a disk (no identity fields).
+fn image_disk(path: &Path, size: u64) -> Disk {
+    Disk {
         name: path.display().to_string(),
         path: path.to_path_buf(),
         size,
@@ -250,7 +243,19 @@ fn finish_whole_disk(
         rotational: false,
         hctl: None,
         by_path: None,
-    };
+    }
+}
+
+/// Installs the UEFI and BIOS boot evidence naming `root_uuid`.
+fn finish_whole_disk(
+    path: &Path,
+    size: u64,
+    written: Table,
+    esp: Partition,
+    root: Partition,
+    root_uuid: String,
+) -> Result<WholeDiskImage> {
+    let disk = image_disk(path, size);
     boot::install_bootloader(&disk, &root_uuid, None, "uefi")?;
     boot::install_bootloader(&disk, &root_uuid, None, "bios")?;
     Ok(WholeDiskImage {
@@ -344,20 +349,7 @@ mod tests {
         let made = tool_free_whole_disk_image(&path, 64 * MIB).unwrap();
         assert_eq!(made.table.partitions.len(), 3);
         assert_eq!(made.root_uuid, made.root.uuid);
-        let disk = Disk {
-            name: "demo".into(),
-            path: path.clone(),
-            size: 64 * MIB,
-            model: String::new(),
-            vendor: String::new(),
-            serial: None,
-            wwn: None,
-            wwn_with_extension: None,
-            wwn_vendor_extension: None,
-            rotational: false,
-            hctl: None,
-            by_path: None,
-        };
+        let disk = image_disk(&path, 64 * MIB);
         let uefi = boot::boot_check(&disk, "uefi").unwrap();
         assert_eq!(uefi.partition, made.esp.number);
         let bios = boot::boot_check(&disk, "bios").unwrap();

@@ -141,19 +141,7 @@ impl Engine {
     /// One round of the power-state sync over this conductor group's idle
     /// nodes with a real power interface.
     pub async fn sync_power_states(&self) -> EngineResult<SyncReport> {
-        let filter = storage::NodeFilter {
-            // Only the redfish hardware type has a power interface with a
-            // machine behind it; the driver column keeps the listing small
-            // on fleets of fake nodes.
-            equals: vec![
-                ("reservation", None),
-                ("driver", Some("redfish".to_string())),
-                ("conductor_group", Some(self.config.conductor_group.clone())),
-            ],
-            maintenance: Some(false),
-            ..Default::default()
-        };
-        let rows = storage::list_nodes(self.db.conn(), &filter, "id", false, None, None).await?;
+        let rows = self.redfish_nodes(false).await?;
         let rows: Vec<NodeRow> = rows.into_iter().filter(syncable).collect();
         let live: std::collections::HashSet<String> =
             rows.iter().map(|r| r.uuid().to_string()).collect();
@@ -178,6 +166,23 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// This conductor group's unreserved redfish nodes, in or out of
+    /// maintenance. Only the redfish hardware type has a power interface
+    /// with a machine behind it; the driver column keeps the listing small
+    /// on fleets of fake nodes.
+    async fn redfish_nodes(&self, maintenance: bool) -> EngineResult<Vec<NodeRow>> {
+        let filter = storage::NodeFilter {
+            equals: vec![
+                ("reservation", None),
+                ("driver", Some("redfish".to_string())),
+                ("conductor_group", Some(self.config.conductor_group.clone())),
+            ],
+            maintenance: Some(maintenance),
+            ..Default::default()
+        };
+        Ok(storage::list_nodes(self.db.conn(), &filter, "id", false, None, None).await?)
     }
 
     fn power_sync_count(&self, uuid: &str) -> u32 {
@@ -302,16 +307,7 @@ impl Engine {
     /// maintenance (`fault: power failure`) whose BMC answers again leave
     /// maintenance with the power state it reports; returns how many.
     pub async fn recover_power_failures(&self) -> EngineResult<usize> {
-        let filter = storage::NodeFilter {
-            equals: vec![
-                ("reservation", None),
-                ("driver", Some("redfish".to_string())),
-                ("conductor_group", Some(self.config.conductor_group.clone())),
-            ],
-            maintenance: Some(true),
-            ..Default::default()
-        };
-        let rows = storage::list_nodes(self.db.conn(), &filter, "id", false, None, None).await?;
+        let rows = self.redfish_nodes(true).await?;
         let failed = |row: &NodeRow| {
             row.doc.get("fault").and_then(Value::as_str) == Some("power failure")
                 && Engine::interface(&row.doc, "power") == "redfish"
