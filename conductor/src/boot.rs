@@ -12,9 +12,7 @@
 //!   `pxelinux.cfg/<mac-with-hyphens>` linked to the config;
 //! - `<dhcp_dir>/<mac>.json`: the DHCP options of each port.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Map, Value};
 
@@ -532,117 +530,52 @@ fn cache_key(source: &str) -> String {
     )
 }
 
-/// One lock per cache entry, so concurrent prepares of many nodes sharing
-/// a kernel fetch it once.
-fn entry_lock(path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = match locks.lock() {
-        Ok(map) => map,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    map.entry(path.to_path_buf())
-        .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
-        .clone()
-}
-
-/// A local file named by an image reference (`file://…` or an absolute
-/// path), if that is what it is.
-fn local_source(source: &str) -> Option<PathBuf> {
-    if let Some(rest) = source.strip_prefix("file://") {
-        let decoded = percent_encoding::percent_decode_str(rest)
-            .decode_utf8_lossy()
-            .to_string();
-        return Some(PathBuf::from(decoded));
-    }
-    source.starts_with('/').then(|| PathBuf::from(source))
-}
-
 fn mtime(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Fetches `source` into the cache under `cache_dir` (once per source; a
 /// local source newer than its cached copy is fetched again) and returns
-/// the cached file.
-async fn fetch_cached(source: &str, cache_dir: &Path) -> Result<PathBuf, String> {
+/// the cached file. Only http(s) URLs and `file://` URLs inside
+/// `[deploy] file_url_allowed_paths` are fetched, within the download
+/// limits; one lock per entry lets many nodes sharing a kernel fetch it
+/// once while other kernels are fetched in parallel.
+async fn fetch_cached(config: &Config, source: &str, cache_dir: &Path) -> Result<PathBuf, String> {
+    let resolved = crate::images::resolve(source, &config.deploy)?;
     let cached = cache_dir.join(cache_key(source));
-    let lock = entry_lock(&cached);
-    let _guard = lock.lock().await;
-    let local = local_source(source);
+    let _entry = crate::images::lock_entry(&cached).await;
     if cached.is_file() {
-        let fresh = match &local {
-            Some(path) => match (mtime(path), mtime(&cached)) {
+        let fresh = match &resolved {
+            crate::images::Source::File(path) => match (mtime(path), mtime(&cached)) {
                 (Some(src), Some(copy)) => src <= copy,
                 _ => true,
             },
-            None => true,
+            crate::images::Source::Http(_) => true,
         };
         if fresh {
+            crate::images::touch(&cached);
             return Ok(cached);
         }
     }
     tokio::fs::create_dir_all(cache_dir)
         .await
         .map_err(|e| io_err("create", cache_dir, e))?;
-    let tmp = cache_dir.join(format!(
+    let tmp = crate::images::TempFile::new(cache_dir.join(format!(
         "{}.part-{}",
         cache_key(source),
         uuid::Uuid::new_v4().simple()
-    ));
-    let fetched = match local {
-        Some(path) => tokio::fs::copy(&path, &tmp)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("Cannot read image {source}: {e}")),
-        None if source.starts_with("http://") || source.starts_with("https://") => {
-            download(source, &tmp).await
-        }
-        None => Err(format!(
-            "Image {source} is neither an http(s) URL, a file:// URL nor an absolute path; this conductor has no image service to resolve it."
-        )),
-    };
-    if let Err(err) = fetched {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(err);
-    }
-    tokio::fs::rename(&tmp, &cached)
-        .await
-        .map_err(|e| io_err("rename into", &cached, e))?;
+    )));
+    let limits = crate::images::Limits::from_config(&config.deploy, None);
+    crate::images::fetch(source, &resolved, tmp.path(), &limits).await?;
+    tmp.persist(&cached).await?;
+    crate::images::touch(&cached);
+    // Kernels and ramdisks linked into a node's directory are in use.
+    let entries = crate::images::files_in(cache_dir, |name| !name.contains(".part-"))
+        .into_iter()
+        .filter_map(crate::images::CacheEntry::single)
+        .collect();
+    crate::images::evict(entries, config.deploy.image_cache_max_bytes, &cached);
     Ok(cached)
-}
-
-async fn download(url: &str, dest: &Path) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt;
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| format!("Cannot build an HTTP client: {e}"))?;
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("Cannot download image {url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "Cannot download image {url}: HTTP status {}",
-            response.status().as_u16()
-        ));
-    }
-    let mut file = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| io_err("create", dest, e))?;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("Cannot download image {url}: {e}"))?
-    {
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| io_err("write", dest, e))?;
-    }
-    file.flush().await.map_err(|e| io_err("write", dest, e))?;
-    Ok(())
 }
 
 /// Puts the cached file at `dest`: a hard link, or a copy when linking is
@@ -716,7 +649,7 @@ pub async fn prepare_ramdisk(
     let node_dir = root.join(&uuid);
     for label in ["deploy_kernel", "deploy_ramdisk"] {
         let source = info_text(&info, label).unwrap_or_default();
-        let cached = fetch_cached(&source, &root.join(MASTER_IMAGES_DIR)).await?;
+        let cached = fetch_cached(config, &source, &root.join(MASTER_IMAGES_DIR)).await?;
         place(&cached, &node_dir.join(label))?;
     }
     let params = append_params(config, node, kernel_params);

@@ -86,7 +86,51 @@ pub struct DeployConfig {
     /// `undionly.kpxe`, `snponly.efi`) are copied from into `tftp_root`;
     /// missing ones are written as placeholders.
     pub bootloader_dir: Option<PathBuf>,
+    /// Directories `file://` image, kernel and ramdisk URLs may name
+    /// (upstream's `[conductor] file_url_allowed_paths`). The file must stay
+    /// inside one of them once symlinks are resolved; [`SYSTEM_DIRS`] are
+    /// refused whatever this list says.
+    pub file_url_allowed_paths: Vec<PathBuf>,
+    /// Image formats, as the inspector detects them, the conductor accepts
+    /// (upstream's `[conductor] permitted_image_formats`).
+    pub permitted_image_formats: Vec<String>,
+    /// Seconds a download may wait to connect or for its next bytes.
+    pub image_download_read_timeout_secs: u64,
+    /// Seconds a whole download (image, kernel or ramdisk) may take.
+    pub image_download_timeout_secs: u64,
+    /// Largest image, kernel or ramdisk fetched, in bytes, and largest
+    /// virtual size an image is converted to raw at.
+    pub image_max_bytes: u64,
+    /// Disk space each cache (instance images; kernels and ramdisks of each
+    /// boot root) may keep, in bytes; least recently used entries not in
+    /// use go first (upstream's `[pxe] image_cache_size`).
+    pub image_cache_max_bytes: u64,
+    /// Seconds each deploy step the conductor runs may take, waiting for
+    /// the agent included.
+    pub deploy_step_timeout_secs: u64,
 }
+
+/// Directories no `file://` URL may name, whatever
+/// `file_url_allowed_paths` says: devices, kernel interfaces, the boot
+/// partition, runtime state and the host's configuration.
+pub const SYSTEM_DIRS: &[&str] = &["/dev", "/proc", "/sys", "/boot", "/run", "/etc"];
+
+/// Upstream's default `file_url_allowed_paths`.
+pub const DEFAULT_FILE_URL_ALLOWED_PATHS: &[&str] = &[
+    "/var/lib/ironic",
+    "/shared/html",
+    "/opt/cache/files",
+    "/vagrant",
+    "/templates",
+];
+
+/// Upstream's default `permitted_image_formats`.
+pub const DEFAULT_PERMITTED_IMAGE_FORMATS: &[&str] = &["raw", "gpt", "qcow2", "iso"];
+
+/// The image formats the inspector knows ([`crate::image_format`]).
+pub const KNOWN_IMAGE_FORMATS: &[&str] = &[
+    "raw", "gpt", "iso", "qcow2", "qed", "vmdk", "vpc", "vhdx", "vdi", "luks",
+];
 
 impl Default for DeployConfig {
     fn default() -> DeployConfig {
@@ -104,6 +148,24 @@ impl Default for DeployConfig {
             allow_md5: false,
             kernel_append_params: "nofb vga=normal".into(),
             bootloader_dir: None,
+            file_url_allowed_paths: DEFAULT_FILE_URL_ALLOWED_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            permitted_image_formats: DEFAULT_PERMITTED_IMAGE_FORMATS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
+            image_download_read_timeout_secs: 60,
+            image_download_timeout_secs: 3600,
+            // Large whole-disk images are tens of GiB; beyond this an image
+            // is more likely a mistake or an attack than an OS.
+            image_max_bytes: 64 << 30,
+            // Upstream's 20480 MiB.
+            image_cache_max_bytes: 20 << 30,
+            // Above the download deadline plus a conversion, and the
+            // agent's own command timeout (an hour).
+            deploy_step_timeout_secs: 7200,
         }
     }
 }
@@ -412,6 +474,44 @@ impl DeployConfig {
             return Err(ConfigError::Invalid(
                 "[deploy] callback_timeout_secs must be positive".into(),
             ));
+        }
+        for (key, secs) in [
+            (
+                "image_download_read_timeout_secs",
+                self.image_download_read_timeout_secs,
+            ),
+            (
+                "image_download_timeout_secs",
+                self.image_download_timeout_secs,
+            ),
+            ("deploy_step_timeout_secs", self.deploy_step_timeout_secs),
+        ] {
+            if secs == 0 || secs > 7 * 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "[deploy] {key} must be between 1 second and one week"
+                )));
+            }
+        }
+        if self.image_max_bytes == 0 || self.image_cache_max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "[deploy] image_max_bytes and image_cache_max_bytes must be positive".into(),
+            ));
+        }
+        for path in &self.file_url_allowed_paths {
+            if !path.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "[deploy] file_url_allowed_paths must hold absolute paths, not {:?}",
+                    path.display().to_string()
+                )));
+            }
+        }
+        for format in &self.permitted_image_formats {
+            if !KNOWN_IMAGE_FORMATS.contains(&format.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "[deploy] permitted_image_formats: unknown format {format:?} (known: {})",
+                    KNOWN_IMAGE_FORMATS.join(", ")
+                )));
+            }
         }
         if self.kernel_append_params.contains('\n') {
             return Err(ConfigError::Invalid(

@@ -423,8 +423,10 @@ pub fn cache_key(url: &str, checksum: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// The image's URL as the agent gets it; downloads, converts to raw and
-/// serves the image from the HTTP root when [`needs_cache`] says so.
+/// The image's URL as the agent gets it; downloads, inspects, converts to
+/// raw and serves the image from the HTTP root when [`needs_cache`] says
+/// so. The node's copy is served as `images/<key>-<node>.img` until
+/// [`release_served_image`]; while it is, the cache keeps the image.
 pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, String> {
     let info = instance_info(doc);
     let Some(source) = info_str(&info, "image_source").map(str::to_string) else {
@@ -437,16 +439,19 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
             hash: None,
         });
     }
-    let local_file = source.strip_prefix("file://").map(PathBuf::from);
-    if local_file.is_none() && !(source.starts_with("http://") || source.starts_with("https://")) {
-        return Err(format!(
-            "Cannot cache image {source}: only http(s) and file image sources are supported"
-        ));
-    }
+    let resolved = crate::images::resolve(&source, &config.deploy)?;
     let Some(base) = http_url(config) else {
         return Err(
             "Serving images from the conductor needs [deploy] http_url or http_bind".into(),
         );
+    };
+    let node = storage::doc_str(doc, "uuid").unwrap_or("");
+    if node.is_empty() || node.contains('/') || node.starts_with('.') {
+        return Err(format!("Invalid node UUID {node:?}"));
+    }
+    let declared_bytes = match info_int(&info, "image_size")? {
+        n if n > 0 => Some(n as u64),
+        _ => None,
     };
     let checksum = info_str(&info, "image_os_hash_value")
         .or_else(|| info_str(&info, "image_checksum"))
@@ -454,105 +459,189 @@ pub async fn serve_image(config: &Config, doc: &Doc) -> Result<ServedImage, Stri
     let key = cache_key(&source, checksum);
     let cache_dir = config.deploy.image_cache_dir.clone();
     let raw = cache_dir.join(format!("{key}.raw"));
-    let _guard = cache_lock().lock().await;
-    if !raw.exists() {
-        tokio::fs::create_dir_all(&cache_dir)
-            .await
-            .map_err(|e| format!("Cannot create {}: {e}", cache_dir.display()))?;
-        let download = cache_dir.join(format!("{key}.part"));
-        match &local_file {
-            Some(path) => {
-                tokio::fs::copy(path, &download)
-                    .await
-                    .map_err(|e| format!("Cannot read image {}: {e}", path.display()))?;
-            }
-            None => fetch(&source, &download).await?,
+    let sidecar = digest_path(&raw);
+    // One fill per image at a time; other images go on meanwhile.
+    let _entry = crate::images::lock_entry(&raw).await;
+    let digest = match tokio::fs::read_to_string(&sidecar).await {
+        Ok(digest) if raw.is_file() && !digest.trim().is_empty() => {
+            crate::images::touch(&raw);
+            digest.trim().to_string()
         }
-        if let Err(err) = verify_checksum(config, &info, &source, &download).await {
-            let _ = tokio::fs::remove_file(&download).await;
-            return Err(err);
+        _ => {
+            let limits = crate::images::Limits::from_config(&config.deploy, declared_bytes);
+            fill_cache(config, &info, &source, &resolved, &raw, &limits).await?;
+            let digest = sha256_file(&raw).await?;
+            tokio::fs::write(&sidecar, &digest)
+                .await
+                .map_err(|e| format!("Cannot write {}: {e}", sidecar.display()))?;
+            crate::images::touch(&raw);
+            evict_images(config, &raw);
+            digest
         }
-        let format = info_str(&info, "image_disk_format");
-        if format == Some("raw") {
-            rename(&download, &raw).await?;
-        } else {
-            // Converted beside the cache entry, renamed when complete, so
-            // a failed conversion never looks cached.
-            let converting = cache_dir.join(format!("{key}.converting"));
-            let converted = convert_to_raw(&download, &converting).await;
-            let _ = tokio::fs::remove_file(&download).await;
-            if let Err(err) = converted {
-                let _ = tokio::fs::remove_file(&converting).await;
-                return Err(err);
-            }
-            rename(&converting, &raw).await?;
-        }
-    }
+    };
     let served_dir = config.deploy.http_root.join("images");
     tokio::fs::create_dir_all(&served_dir)
         .await
         .map_err(|e| format!("Cannot create {}: {e}", served_dir.display()))?;
-    let served = served_dir.join(format!("{key}.img"));
-    if !served.exists() && tokio::fs::hard_link(&raw, &served).await.is_err() {
+    let name = format!("{key}-{node}.img");
+    let served = served_dir.join(&name);
+    let _ = tokio::fs::remove_file(&served).await;
+    if tokio::fs::hard_link(&raw, &served).await.is_err() {
         tokio::fs::copy(&raw, &served)
             .await
             .map_err(|e| format!("Cannot copy the image to {}: {e}", served.display()))?;
     }
-    let digest = sha256_file(&raw).await?;
     Ok(ServedImage {
-        url: format!("{base}/images/{key}.img"),
+        url: format!("{base}/images/{name}"),
         disk_format: Some("raw".into()),
         hash: Some(("sha256".into(), digest)),
     })
 }
 
-/// Serialises cache fills so two nodes sharing an image download it once.
-fn cache_lock() -> &'static tokio::sync::Mutex<()> {
-    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
-    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+/// Stops serving the node's copy of its image (the agent has written it,
+/// or the step failed); the cached image may then be evicted.
+pub async fn release_served_image(config: &Config, doc: &Doc) {
+    let Some(node) = storage::doc_str(doc, "uuid").filter(|n| !n.is_empty()) else {
+        return;
+    };
+    let suffix = format!("-{node}.img");
+    let served_dir = config.deploy.http_root.join("images");
+    for file in crate::images::files_in(&served_dir, |name| name.ends_with(&suffix)) {
+        if let Err(e) = tokio::fs::remove_file(&file).await {
+            tracing::warn!(node, file = %file.display(), error = %e, "cannot remove a served image");
+        }
+    }
 }
 
-async fn rename(from: &Path, to: &Path) -> Result<(), String> {
-    tokio::fs::rename(from, to)
-        .await
-        .map_err(|e| format!("Cannot move {} to {}: {e}", from.display(), to.display()))
+/// Where the sha256 of a cached image is kept.
+fn digest_path(raw: &Path) -> PathBuf {
+    let mut name = raw.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
 }
 
-async fn fetch(url: &str, to: &PathBuf) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt;
-    let mut reply = reqwest::get(url)
+/// Keeps the image cache within `[deploy] image_cache_max_bytes`: images
+/// served to a node (hard-linked) or being filled stay, `keep` too.
+fn evict_images(config: &Config, keep: &Path) {
+    let raws = crate::images::files_in(&config.deploy.image_cache_dir, |name| {
+        name.ends_with(".raw")
+    });
+    let entries = raws
+        .into_iter()
+        .filter_map(|raw| {
+            let mut entry = crate::images::CacheEntry::single(raw.clone())?;
+            entry.files.push(digest_path(&raw));
+            Some(entry)
+        })
+        .collect();
+    crate::images::evict(entries, config.deploy.image_cache_max_bytes, keep);
+}
+
+/// Fetches an image into the cache as raw: downloaded (or copied) within
+/// the limits, checksum verified, format inspected (only permitted formats,
+/// matching the declared one, referring to no other file), converted with
+/// qemu-img told the format. Partial files never survive a failure.
+async fn fill_cache(
+    config: &Config,
+    info: &Map<String, Value>,
+    source: &str,
+    resolved: &crate::images::Source,
+    raw: &Path,
+    limits: &crate::images::Limits,
+) -> Result<(), String> {
+    let cache_dir = &config.deploy.image_cache_dir;
+    tokio::fs::create_dir_all(cache_dir)
         .await
-        .map_err(|e| format!("Failed to download image {url}: {e}"))?;
-    if !reply.status().is_success() {
+        .map_err(|e| format!("Cannot create {}: {e}", cache_dir.display()))?;
+    let stem = raw
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let download = crate::images::TempFile::new(cache_dir.join(format!("{stem}.part-{unique}")));
+    crate::images::fetch(source, resolved, download.path(), limits).await?;
+    verify_checksum(config, info, source, download.path()).await?;
+    let refused = |why: String| format!("Image {source} was refused: {why}");
+    let path = download.path().to_path_buf();
+    let format = blocking(move || crate::image_format::detect_file(&path))
+        .await?
+        .map_err(refused)?;
+    crate::image_format::check_permitted(format, &config.deploy.permitted_image_formats)
+        .map_err(refused)?;
+    crate::image_format::check_declared(info_str(info, "image_disk_format"), format)
+        .map_err(refused)?;
+    let path = download.path().to_path_buf();
+    let inspection = blocking(move || crate::image_format::inspect(&path))
+        .await?
+        .map_err(refused)?;
+    if inspection.is_raw() {
+        return download.persist(raw).await;
+    }
+    let reported = qemu_img_info(inspection.format, download.path())
+        .await
+        .map_err(refused)?;
+    let virtual_size = inspection.virtual_size.or(reported).unwrap_or(u64::MAX);
+    if virtual_size > config.deploy.image_max_bytes {
+        return Err(refused(format!(
+            "its virtual size is larger than {} bytes ([deploy] image_max_bytes)",
+            config.deploy.image_max_bytes
+        )));
+    }
+    let converting =
+        crate::images::TempFile::new(cache_dir.join(format!("{stem}.converting-{unique}")));
+    convert_to_raw(inspection.format, download.path(), converting.path()).await?;
+    converting.persist(raw).await
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("Image inspection failed: {e}"))
+}
+
+/// How long qemu-img may look at an image's header.
+const QEMU_IMG_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `qemu-img info` on an image whose format is known, as a second opinion
+/// on its references to other files; returns its virtual size.
+async fn qemu_img_info(format: &str, path: &Path) -> Result<Option<u64>, String> {
+    let run = tokio::process::Command::new("qemu-img")
+        .arg("info")
+        .arg("--output=json")
+        .arg("-f")
+        .arg(format)
+        .arg(path)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(QEMU_IMG_INFO_TIMEOUT, run)
+        .await
+        .map_err(|_| "qemu-img info took too long".to_string())?
+        .map_err(|e| format!("Cannot run qemu-img: {e}"))?;
+    if !output.status.success() {
         return Err(format!(
-            "Failed to download image {url}: HTTP {}",
-            reply.status().as_u16()
+            "qemu-img cannot read it as {format}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
         ));
     }
-    let mut file = tokio::fs::File::create(to)
-        .await
-        .map_err(|e| format!("Cannot create {}: {e}", to.display()))?;
-    while let Some(chunk) = reply
-        .chunk()
-        .await
-        .map_err(|e| format!("Failed to download image {url}: {e}"))?
-    {
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| format!("Cannot write {}: {e}", to.display()))?;
-    }
-    file.flush()
-        .await
-        .map_err(|e| format!("Cannot write {}: {e}", to.display()))
+    let info: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("qemu-img info printed no JSON: {e}"))?;
+    crate::image_format::check_qemu_info(&info, path)
 }
 
-async fn convert_to_raw(from: &Path, to: &Path) -> Result<(), String> {
+/// Converts an inspected image to raw, qemu-img told its format (never
+/// guessing it from the content).
+async fn convert_to_raw(format: &str, from: &Path, to: &Path) -> Result<(), String> {
     let output = tokio::process::Command::new("qemu-img")
         .arg("convert")
+        .arg("-f")
+        .arg(format)
         .arg("-O")
         .arg("raw")
         .arg(from)
         .arg(to)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("Cannot run qemu-img: {e}"))?;
@@ -573,6 +662,7 @@ async fn sha256_file(path: &Path) -> Result<String, String> {
 async fn digest_file(tool: &str, path: &Path) -> Result<String, String> {
     let output = tokio::process::Command::new(tool)
         .arg(path)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("Cannot run {tool}: {e}"))?;

@@ -1199,6 +1199,23 @@ fn internal_str<'d>(doc: &'d Doc, key: &str) -> Option<&'d str> {
         .and_then(Value::as_str)
 }
 
+/// Runs `work` within `[deploy] deploy_step_timeout_secs`; past it the
+/// work is dropped (its downloads and qemu-img stop, partial files go) and
+/// the step fails.
+async fn within_step_deadline(
+    config: &Config,
+    what: &str,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    let secs = config.deploy.deploy_step_timeout_secs;
+    match tokio::time::timeout(Duration::from_secs(secs), work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!(
+            "{what} did not finish within {secs} s ([deploy] deploy_step_timeout_secs)"
+        )),
+    }
+}
+
 fn step_name(step: &Value) -> String {
     format!(
         "{}.{}",
@@ -1240,7 +1257,8 @@ impl Engine {
         if Self::uses_netboot(&doc) {
             let ports = self.port_docs(task).await?;
             let params = crate::deploy::kernel_params(&self.config, &doc);
-            crate::boot::prepare_ramdisk(&self.config, &doc, &ports, &params)
+            let prepare = crate::boot::prepare_ramdisk(&self.config, &doc, &ports, &params);
+            within_step_deadline(&self.config, "preparing the ramdisk boot", prepare)
                 .await
                 .map_err(|e| {
                     format!(
@@ -1385,11 +1403,15 @@ impl Engine {
             })
             .await?;
             let name = step.get("step").and_then(Value::as_str).unwrap_or("");
-            self.run_deploy_step(task, &agent, name)
-                .await
-                .map_err(|e| {
-                    format!("Deploy step {} failed on node {uuid}: {e}", step_name(step))
-                })?;
+            let run = self.run_deploy_step(task, &agent, name);
+            let outcome = within_step_deadline(&self.config, "the step", run).await;
+            if name == "write_image" {
+                // Written or failed: the agent needs the served copy no more.
+                crate::deploy::release_served_image(&self.config, task.doc()).await;
+            }
+            outcome.map_err(|e| {
+                format!("Deploy step {} failed on node {uuid}: {e}", step_name(step))
+            })?;
         }
         self.update_doc(task, reset_agent_flow).await?;
         self.flow_history(task, "deployment", "end", &steps).await;

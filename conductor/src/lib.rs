@@ -24,6 +24,8 @@ pub mod handlers;
 pub mod hardware;
 pub mod http;
 pub mod httpboot;
+pub mod image_format;
+pub mod images;
 pub mod model;
 pub mod ops;
 pub mod redfish;

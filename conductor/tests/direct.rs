@@ -3,6 +3,7 @@
 //! conductor drives cleaning and deploys through it.
 
 mod common;
+mod image_servers;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -832,17 +833,25 @@ async fn http_download_source_caches_converts_and_serves_the_image_once() {
         assert_eq!(info["os_hash_algo"], "sha256");
         let url = info["urls"][0].as_str().expect("url").to_string();
         assert!(url.starts_with("http://192.0.2.1:8080/images/"), "{url}");
-        let file = http_root
-            .join("images")
-            .join(url.rsplit('/').next().expect("name"));
-        let raw = std::fs::read(&file).expect("served image");
+        let name = url.rsplit('/').next().expect("name").to_string();
+        assert!(
+            name.ends_with(&format!("-{uuid}.img")),
+            "one copy per node: {name}"
+        );
+        assert!(
+            !http_root.join("images").join(&name).exists(),
+            "the node's copy is no longer served once written"
+        );
+        let key = name.split_once('-').expect("key").0;
+        let file = cache.join(format!("{key}.raw"));
+        let raw = std::fs::read(&file).expect("cached image");
         assert_eq!(raw.len(), 1024 * 1024, "converted to raw");
         assert_eq!(
             info["os_hash_value"],
             sha256(&file).as_str(),
             "the checksum of what is served"
         );
-        served_urls.push(url);
+        served_urls.push(key.to_string());
     }
     assert_eq!(
         served_urls[0], served_urls[1],
@@ -945,12 +954,13 @@ async fn file_images_are_served_from_the_http_root() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let image = scratch.path().join("disk.raw");
     std::fs::write(&image, vec![7u8; 4096]).expect("image");
-    let http_root = scratch.path().join("http");
-    let (root, cache) = (http_root.clone(), scratch.path().join("cache"));
+    let (root, cache) = (scratch.path().join("http"), scratch.path().join("cache"));
+    let (allowed, cache_dir) = (scratch.path().to_path_buf(), cache.clone());
     let server = TestServer::start_with("sqlite", move |config| {
         config.deploy.http_root = root;
         config.deploy.image_cache_dir = cache;
         config.deploy.http_bind = Some("127.0.0.1:8089".into());
+        config.deploy.file_url_allowed_paths = vec![allowed];
     })
     .await;
     let api = server.client();
@@ -978,10 +988,10 @@ async fn file_images_are_served_from_the_http_root() {
     let url = info["urls"][0].as_str().expect("url");
     // Without http_url the URL comes from http_bind.
     assert!(url.starts_with("http://127.0.0.1:8089/images/"), "{url}");
-    let served = http_root
-        .join("images")
-        .join(url.rsplit('/').next().expect("name"));
-    assert_eq!(std::fs::read(served).expect("served"), vec![7u8; 4096]);
+    let name = url.rsplit('/').next().expect("name");
+    let key = name.split_once('-').expect("key").0;
+    let cached = cache_dir.join(format!("{key}.raw"));
+    assert_eq!(std::fs::read(cached).expect("cached"), vec![7u8; 4096]);
     assert_eq!(info["disk_format"], "raw");
     server.stop().await;
 }
@@ -990,10 +1000,13 @@ async fn file_images_are_served_from_the_http_root() {
 async fn a_missing_image_fails_the_deploy_with_a_clear_error() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let (root, cache) = (scratch.path().join("http"), scratch.path().join("cache"));
+    let allowed = scratch.path().to_path_buf();
+    let missing = scratch.path().join("nonexistent/disk.raw");
     let server = TestServer::start_with("sqlite", move |config| {
         config.deploy.http_root = root;
         config.deploy.image_cache_dir = cache;
         config.deploy.http_url = Some("http://192.0.2.1".into());
+        config.deploy.file_url_allowed_paths = vec![allowed];
     })
     .await;
     let api = server.client();
@@ -1003,7 +1016,7 @@ async fn a_missing_image_fails_the_deploy_with_a_clear_error() {
     agent.forget();
     api.patch_node(
         &uuid,
-        &json!([{"op": "add", "path": "/instance_info/image_source", "value": "file:///nonexistent/disk.raw"}]),
+        &json!([{"op": "add", "path": "/instance_info/image_source", "value": format!("file://{}", missing.display())}]),
     )
     .await
     .expect("instance_info");
@@ -1015,7 +1028,8 @@ async fn a_missing_image_fails_the_deploy_with_a_clear_error() {
     let failed = wait_for_state(&api, &uuid, "deploy failed").await;
     let error = failed["last_error"].as_str().unwrap_or("");
     assert!(error.contains("deploy.write_image"), "{error}");
-    assert!(error.contains("/nonexistent/disk.raw"), "{error}");
+    assert!(error.contains("Cannot read image"), "{error}");
+    assert!(error.contains("nonexistent/disk.raw"), "{error}");
     assert!(
         !agent
             .names()
@@ -1044,10 +1058,12 @@ async fn a_cached_image_with_a_wrong_checksum_fails_the_deploy() {
     std::fs::write(&image, vec![1u8; 1024]).expect("image");
     let (root, cache) = (scratch.path().join("http"), scratch.path().join("cache"));
     let cache_dir = cache.clone();
+    let allowed = scratch.path().to_path_buf();
     let server = TestServer::start_with("sqlite", move |config| {
         config.deploy.http_root = root;
         config.deploy.image_cache_dir = cache;
         config.deploy.http_url = Some("http://192.0.2.1".into());
+        config.deploy.file_url_allowed_paths = vec![allowed];
     })
     .await;
     let api = server.client();
@@ -1104,4 +1120,233 @@ async fn make_available_after_manage(api: &BaremetalClient, agent: &TestAgent, u
         .await
         .expect("available");
     assert!(node["last_error"].is_null(), "{}", node["last_error"]);
+}
+
+/// Deploys `uuid` from `image_source` through the conductor's image cache
+/// (the test agent checks in when the node waits for it) and waits for
+/// `active` or `deploy failed`.
+async fn deploy_through_the_cache(
+    api: &BaremetalClient,
+    agent: &TestAgent,
+    uuid: &str,
+    image_source: &str,
+    disk_format: &str,
+) -> Value {
+    api.patch_node(
+        uuid,
+        &json!([
+            {"op": "add", "path": "/instance_info/image_source", "value": image_source},
+            {"op": "add", "path": "/instance_info/image_disk_format", "value": disk_format},
+            {"op": "add", "path": "/instance_info/image_download_source", "value": "http"},
+        ]),
+    )
+    .await
+    .expect("instance_info");
+    api.set_provision_state(uuid, "active", None)
+        .await
+        .expect("deploy");
+    wait_for_state(api, uuid, "wait call-back").await;
+    agent
+        .check_in_with(api.base(), &format!("node_uuid={uuid}"))
+        .await;
+    let start = std::time::Instant::now();
+    loop {
+        let node = api.get_node(uuid).await.expect("get node");
+        if node["provision_state"] == "active" || node["provision_state"] == "deploy failed" {
+            return node;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "node stuck in {} ({})",
+            node["provision_state"],
+            node["last_error"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A conductor serving cached images from `scratch/http`.
+async fn start_caching(
+    kind: &str,
+    scratch: &std::path::Path,
+    adjust: impl FnOnce(&mut ferrite_conductor::Config),
+) -> TestServer {
+    let (root, cache) = (scratch.join("http"), scratch.join("cache"));
+    TestServer::start_with(kind, move |config| {
+        config.deploy.http_root = root;
+        config.deploy.image_cache_dir = cache;
+        config.deploy.http_url = Some("http://192.0.2.1:8080".into());
+        config.node_locked_retry_attempts = 5;
+        config.node_locked_retry_interval_ms = 100;
+        adjust(config);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_qcow2_with_a_backing_file_fails_the_deploy_with_a_clear_error() {
+    for kind in common::backends() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let secret = scratch.path().join("secret.raw");
+        std::fs::write(&secret, b"conductor host secret").expect("secret");
+        let evil = scratch.path().join("evil.qcow2");
+        let made = std::process::Command::new("qemu-img")
+            .args(["create", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(&secret)
+            .arg(&evil)
+            .arg("1M")
+            .output()
+            .expect("qemu-img");
+        assert!(made.status.success(), "{made:?}");
+        let images = image_servers::ImageServer::start(vec![(
+            "/evil.qcow2",
+            image_servers::Reply::Full(std::fs::read(&evil).expect("read")),
+        )])
+        .await;
+        let server = start_caching(kind, scratch.path(), |_| {}).await;
+        let api = server.client();
+        let agent = TestAgent::start().await;
+        let uuid = direct_node(&api, "backing-1").await;
+        make_available(&api, &agent, &uuid).await;
+        agent.forget();
+        let node = deploy_through_the_cache(
+            &api,
+            &agent,
+            &uuid,
+            &format!("{}/evil.qcow2", images.url),
+            "qcow2",
+        )
+        .await;
+        assert_eq!(node["provision_state"], "deploy failed", "{kind}");
+        let error = node["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("deploy.write_image"), "{kind}: {error}");
+        assert!(error.contains("backing file"), "{kind}: {error}");
+        assert!(
+            node["reservation"].is_null(),
+            "{kind}: the lock is released"
+        );
+        assert!(
+            !agent
+                .names()
+                .contains(&"deploy.execute_deploy_step".to_string()),
+            "{kind}: the agent was never asked to write"
+        );
+        let served: Vec<_> = std::fs::read_dir(scratch.path().join("http/images"))
+            .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(served.is_empty(), "{kind}: nothing served: {served:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_slow_drip_download_fails_the_deploy_instead_of_hanging() {
+    for kind in common::backends() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let images = image_servers::ImageServer::start(vec![
+            (
+                "/drip.raw",
+                image_servers::Reply::Drip {
+                    length: 1 << 30,
+                    every: Duration::from_millis(50),
+                },
+            ),
+            (
+                "/disk.raw",
+                image_servers::Reply::Full(vec![9u8; 64 * 1024]),
+            ),
+        ])
+        .await;
+        let server = start_caching(kind, scratch.path(), |config| {
+            config.deploy.image_download_timeout_secs = 1;
+        })
+        .await;
+        let api = server.client();
+        let agent = TestAgent::start().await;
+        let uuid = direct_node(&api, "drip-1").await;
+        make_available(&api, &agent, &uuid).await;
+        let node = deploy_through_the_cache(
+            &api,
+            &agent,
+            &uuid,
+            &format!("{}/drip.raw", images.url),
+            "raw",
+        )
+        .await;
+        assert_eq!(node["provision_state"], "deploy failed", "{kind}");
+        let error = node["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("/drip.raw"), "{kind}: {error}");
+        assert!(
+            error.contains("image_download_timeout_secs"),
+            "{kind}: {error}"
+        );
+        assert!(
+            node["reservation"].is_null(),
+            "{kind}: the lock is released"
+        );
+        // The node is not stuck: deploying it again from a good image works.
+        let node = deploy_through_the_cache(
+            &api,
+            &agent,
+            &uuid,
+            &format!("{}/disk.raw", images.url),
+            "raw",
+        )
+        .await;
+        assert_eq!(
+            node["provision_state"], "active",
+            "{kind}: {}",
+            node["last_error"]
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_step_that_overruns_its_deadline_fails_the_deploy() {
+    for kind in common::backends() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let images = image_servers::ImageServer::start(vec![(
+            "/stall.raw",
+            image_servers::Reply::Stall { length: 1 << 20 },
+        )])
+        .await;
+        // The download alone would wait a minute for the next byte.
+        let server = start_caching(kind, scratch.path(), |config| {
+            config.deploy.image_download_read_timeout_secs = 60;
+            config.deploy.deploy_step_timeout_secs = 1;
+        })
+        .await;
+        let api = server.client();
+        let agent = TestAgent::start().await;
+        let uuid = direct_node(&api, "deadline-1").await;
+        make_available(&api, &agent, &uuid).await;
+        let node = deploy_through_the_cache(
+            &api,
+            &agent,
+            &uuid,
+            &format!("{}/stall.raw", images.url),
+            "raw",
+        )
+        .await;
+        assert_eq!(node["provision_state"], "deploy failed", "{kind}");
+        let error = node["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("deploy.write_image"), "{kind}: {error}");
+        assert!(
+            error.contains("deploy_step_timeout_secs"),
+            "{kind}: {error}"
+        );
+        assert!(
+            node["reservation"].is_null(),
+            "{kind}: the lock is released"
+        );
+        let cached: Vec<_> = std::fs::read_dir(scratch.path().join("cache"))
+            .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            cached.is_empty(),
+            "{kind}: no partial download left: {cached:?}"
+        );
+        server.stop().await;
+    }
 }

@@ -31,6 +31,7 @@ impl Env {
         config.deploy.tftp_bind = Some("127.0.0.1:69".into());
         config.deploy.http_url = Some("http://127.0.0.1:8080".into());
         config.deploy.api_url = Some(API.into());
+        config.deploy.file_url_allowed_paths = vec![dir.path().to_path_buf()];
         std::fs::write(dir.path().join("kernel"), b"KERNEL-BYTES").expect("kernel");
         std::fs::write(dir.path().join("ramdisk"), vec![7u8; 70_000]).expect("ramdisk");
         Env { dir, config }
@@ -42,7 +43,7 @@ impl Env {
             "boot_interface": boot_interface,
             "properties": {"capabilities": format!("boot_mode:{mode}")},
             "driver_info": {
-                "deploy_kernel": self.dir.path().join("kernel").display().to_string(),
+                "deploy_kernel": format!("file://{}", self.dir.path().join("kernel").display()),
                 "deploy_ramdisk": format!("file://{}", self.dir.path().join("ramdisk").display()),
             },
         });
@@ -324,7 +325,63 @@ async fn validation_errors_are_upstreams() {
     let err = boot::prepare_ramdisk(&env.config, &missing, &[port(MAC)], "")
         .await
         .expect_err("missing file");
-    assert!(err.starts_with("Cannot read image /nonexistent/k"), "{err}");
+    assert!(
+        err.contains("/nonexistent/k") && err.contains("bare path"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn kernel_and_ramdisk_sources_are_limited_to_the_allowed_paths() {
+    let env = Env::new();
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("kernel"), b"HOST-FILE").expect("outside kernel");
+    std::os::unix::fs::symlink(
+        outside.path().join("kernel"),
+        env.dir.path().join("link-to-outside"),
+    )
+    .expect("symlink");
+    let ramdisk = format!("file://{}", env.dir.path().join("ramdisk").display());
+    let refused = |kernel: String, config: Config| {
+        let mut node = env.node(NODE, "pxe", "bios");
+        node.insert(
+            "driver_info".into(),
+            json!({"deploy_kernel": kernel, "deploy_ramdisk": ramdisk}),
+        );
+        async move {
+            boot::prepare_ramdisk(&config, &node, &[port(MAC)], "")
+                .await
+                .expect_err("refused")
+        }
+    };
+    // A bare path is not a URL.
+    let bare = env.dir.path().join("kernel").display().to_string();
+    let err = refused(bare.clone(), env.config.clone()).await;
+    assert!(err.contains(&bare) && err.contains("file://"), "{err}");
+    // file:// outside the allowed directories, directly or through a link.
+    for kernel in [
+        format!("file://{}", outside.path().join("kernel").display()),
+        format!(
+            "file://{}",
+            env.dir.path().join("link-to-outside").display()
+        ),
+    ] {
+        let err = refused(kernel, env.config.clone()).await;
+        assert!(err.contains("file_url_allowed_paths"), "{err}");
+        assert!(!err.contains("HOST-FILE"), "{err}");
+    }
+    // System paths never, whatever the allow-list says.
+    let mut everything = env.config.clone();
+    everything.deploy.file_url_allowed_paths = vec!["/".into()];
+    for kernel in [
+        "file:///dev/zero",
+        "file:///etc/passwd",
+        "file:///proc/self/environ",
+    ] {
+        let err = refused(kernel.to_string(), everything.clone()).await;
+        assert!(err.contains("not allowed"), "{err}");
+    }
+    assert!(!env.tftp(&format!("{NODE}/deploy_kernel")).exists());
 }
 
 // ---- TFTP ----

@@ -111,6 +111,7 @@ impl Lab {
         deploy.tftp_bind = Some("127.0.0.1:0".into());
         deploy.http_bind = Some("127.0.0.1:0".into());
         deploy.api_url = Some(api_url.clone());
+        deploy.file_url_allowed_paths = vec![root.join(DEPLOY_IMAGES_DIR)];
         if let Some(secs) = options.callback_timeout_secs {
             deploy.callback_timeout_secs = secs;
         }
@@ -338,10 +339,17 @@ impl Lab {
     }
 }
 
-/// Placeholder deploy kernel and ramdisk under `dir` (written once): the
-/// fleet's firmware runs the agent in process, so they only have to exist
-/// for the boot interfaces to publish.
+/// The subdirectory of a lab's or `ferrite up`'s directory holding the
+/// deploy kernel and ramdisk: the one directory the conductor's `file://`
+/// URLs may read there (the databases beside it stay out of reach).
+pub const DEPLOY_IMAGES_DIR: &str = "deploy-images";
+
+/// Placeholder deploy kernel and ramdisk under `dir/deploy-images`
+/// (written once): the fleet's firmware runs the agent in process, so they
+/// only have to exist for the boot interfaces to publish.
 pub fn deploy_images(dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let dir = dir.join(DEPLOY_IMAGES_DIR);
+    std::fs::create_dir_all(&dir)?;
     let kernel = dir.join("deploy.kernel");
     let ramdisk = dir.join("deploy.initramfs");
     if !kernel.exists() {

@@ -73,6 +73,8 @@ pub async fn run(args: UpArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(crate::default_data_dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Absolute: file:// URLs and the conductor's allowed paths are made of it.
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
     let placement_listener = bind(&args.address, args.placement_port, "placement")?;
     let conductor_listener = bind(&args.address, args.conductor_port, "the conductor")?;
     let compute_listener = bind(&args.address, args.compute_port, "compute")?;

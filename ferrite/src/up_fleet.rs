@@ -52,6 +52,11 @@ pub fn deploy_config(
     if deploy.api_url.is_none() {
         deploy.api_url = Some(api_url.to_string());
     }
+    // The deploy kernel and ramdisk `up` writes are file:// URLs.
+    let images = dir.join(crate::lab::DEPLOY_IMAGES_DIR);
+    if !deploy.file_url_allowed_paths.contains(&images) {
+        deploy.file_url_allowed_paths.push(images);
+    }
 }
 
 /// Starts `machines` simulated machines (state under `dir/fleet`, kept
@@ -99,14 +104,33 @@ pub async fn enroll(api: &BaremetalClient, fleet: &Fleet, dir: &Path) -> Result<
         let name = machine.name().to_string();
         match api.get_node(machine.uuid()).await {
             Ok(node) => {
-                let address = &entry["driver_info"]["redfish_address"];
-                if &node["driver_info"]["redfish_address"] != address {
-                    api.patch_node(
-                        machine.uuid(),
-                        &json!([{"op": "add", "path": "/driver_info/redfish_address", "value": address}]),
-                    )
-                    .await
-                    .map_err(|e| format!("updating the BMC address of {name}: {e}"))?;
+                // The BMC's address changes with every start; the deploy
+                // images moved to their own directory once.
+                let wanted = [
+                    (
+                        "redfish_address",
+                        entry["driver_info"]["redfish_address"].clone(),
+                    ),
+                    (
+                        "deploy_kernel",
+                        json!(format!("file://{}", kernel.display())),
+                    ),
+                    (
+                        "deploy_ramdisk",
+                        json!(format!("file://{}", ramdisk.display())),
+                    ),
+                ];
+                let patch: Vec<Value> = wanted
+                    .iter()
+                    .filter(|(key, value)| &node["driver_info"][*key] != value)
+                    .map(|(key, value)| {
+                        json!({"op": "add", "path": format!("/driver_info/{key}"), "value": value})
+                    })
+                    .collect();
+                if !patch.is_empty() {
+                    api.patch_node(machine.uuid(), &Value::Array(patch))
+                        .await
+                        .map_err(|e| format!("updating the driver_info of {name}: {e}"))?;
                 }
             }
             Err(err) if err.status() == Some(404) => {
