@@ -52,6 +52,9 @@ pub struct Config {
     pub default_availability_zone: String,
     /// Base URL used in links when set (else taken from the request's Host).
     pub public_endpoint: Option<String>,
+    /// URL schemes images may be registered and deployed with; http(s) by
+    /// default, since the conductor fetches whatever an image names.
+    pub image_url_schemes: Vec<String>,
 }
 
 impl Config {
@@ -77,6 +80,15 @@ impl Config {
             peers: Vec::new(),
             default_availability_zone: "nova".to_string(),
             public_endpoint: None,
+            image_url_schemes: vec!["http".to_string(), "https".to_string()],
+        }
+    }
+
+    /// The virt driver's knobs this configuration sets.
+    pub fn driver_options(&self) -> ferrite_virt_driver::DriverOptions {
+        ferrite_virt_driver::DriverOptions {
+            image_url_schemes: self.image_url_schemes.clone(),
+            ..ferrite_virt_driver::DriverOptions::default()
         }
     }
 
@@ -120,6 +132,7 @@ pub struct FileConfig {
     pub peers: Option<Vec<String>>,
     pub default_availability_zone: Option<String>,
     pub public_endpoint: Option<String>,
+    pub image_url_schemes: Option<Vec<String>>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -237,6 +250,9 @@ impl Config {
             config.default_availability_zone = zone;
         }
         config.public_endpoint = overrides.public_endpoint.or(file_config.public_endpoint);
+        if let Some(schemes) = file_config.image_url_schemes {
+            config.image_url_schemes = schemes.iter().map(|s| s.to_ascii_lowercase()).collect();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -251,6 +267,17 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "max_connections must be positive".into(),
             ));
+        }
+        for scheme in &self.image_url_schemes {
+            let valid = scheme.starts_with(|c: char| c.is_ascii_lowercase())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "image_url_schemes: {scheme:?} is not a lower-case URL scheme"
+                )));
+            }
         }
         if !(1..=1000).contains(&self.max_concurrent_builds) {
             return Err(ConfigError::Invalid(

@@ -54,7 +54,10 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
     config.validate()?;
     let config = Arc::new(config);
     let db = storage::connect(&config.database_url, config.max_connections).await?;
-    let driver = Arc::new(IronicDriver::new(config.driver_config()));
+    let driver = Arc::new(IronicDriver::with_options(
+        config.driver_config(),
+        config.driver_options(),
+    ));
     let manager = Arc::new(manager::Manager::new(config.clone(), db.clone(), driver));
     let resume_deletes = manager.recover().await?;
     Ok(Arc::new(AppState {

@@ -81,6 +81,7 @@ impl Image {
             os_hash_algo: self.os_hash_algo.clone(),
             os_hash_value: self.os_hash_value.clone(),
             checksum: self.checksum.clone(),
+            size: self.size.and_then(|size| u64::try_from(size).ok()),
             properties: self.properties.clone(),
         }
     }

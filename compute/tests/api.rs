@@ -644,3 +644,55 @@ async fn server_create_validation() {
         stack.stop().await;
     }
 }
+
+#[tokio::test]
+async fn image_urls_are_limited_to_http_by_default() {
+    for kind in backends() {
+        let stack = Stack::start(kind).await;
+        let create = |url: &str| {
+            stack
+                .http
+                .post(format!("{}/v2/images", stack.compute_url))
+                .header("x-auth-token", "demo")
+                .json(&json!({"name": "host-file", "url": url, "disk_format": "raw"}))
+                .send()
+        };
+        for url in [
+            "file:///etc/shadow",
+            "file:///var/lib/ironic/images/x.raw",
+            "ftp://images.example.com/x.raw",
+            "/etc/shadow",
+        ] {
+            let (status, body) = common::json_of(create(url).await.expect("send")).await;
+            assert_eq!(status, 400, "{kind} {url}: {body}");
+            let message = body["badRequest"]["message"].as_str().unwrap_or("");
+            assert!(message.contains(url), "{kind}: {message}");
+        }
+        let (status, body) = common::json_of(
+            create("https://images.example.com/x.raw")
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 201, "{kind}: {body}");
+        stack.stop().await;
+        // An operator may allow more.
+        let stack = Stack::start_with(kind, |config| {
+            config.image_url_schemes = vec!["http".into(), "https".into(), "file".into()];
+        })
+        .await;
+        let (status, body) = common::json_of(
+            stack
+                .http
+                .post(format!("{}/v2/images", stack.compute_url))
+                .header("x-auth-token", "admin")
+                .json(&json!({"name": "local", "url": "file:///srv/images/x.raw"}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 201, "{kind}: {body}");
+        stack.stop().await;
+    }
+}

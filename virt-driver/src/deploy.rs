@@ -50,11 +50,30 @@ async fn get_node(ironic: &BaremetalClient, uuid: &str) -> Result<Option<NodeSta
 }
 
 impl IronicDriver {
+    /// Refuses an image URL whose scheme the operator did not allow
+    /// (`DriverOptions::image_url_schemes`): the conductor would otherwise
+    /// fetch whatever a tenant names, its own files included.
+    fn check_image_url(&self, request: &SpawnRequest) -> Result<(), SpawnError> {
+        let url = &request.image.url;
+        let scheme = reqwest::Url::parse(url)
+            .map(|u| u.scheme().to_ascii_lowercase())
+            .unwrap_or_default();
+        if self.options.image_url_schemes.contains(&scheme) {
+            return Ok(());
+        }
+        Err(SpawnError::DeployFailed(format!(
+            "Image {} cannot be deployed: its URL {url} is not one of the allowed schemes ({})",
+            request.image.id,
+            self.options.image_url_schemes.join(", ")
+        )))
+    }
+
     pub(crate) async fn do_spawn(
         &self,
         request: &SpawnRequest,
         cancel: &CancelSignal,
     ) -> Result<(), SpawnError> {
+        self.check_image_url(request)?;
         let calls = Calls::default();
         let ironic = self
             .ironic_client(&calls)
@@ -404,6 +423,7 @@ impl IronicDriver {
     }
 
     pub(crate) async fn do_rebuild(&self, request: &SpawnRequest) -> Result<(), SpawnError> {
+        self.check_image_url(request)?;
         let calls = Calls::default();
         let ironic = self
             .ironic_client(&calls)

@@ -70,6 +70,9 @@ pub struct ImageSpec {
     pub os_hash_value: Option<String>,
     /// Legacy md5 checksum.
     pub checksum: Option<String>,
+    /// Size in bytes, when the registry knows it: the conductor refuses a
+    /// download that turns out larger.
+    pub size: Option<u64>,
     /// Image properties (e.g. `kernel_id`, `ramdisk_id` for partition images).
     pub properties: BTreeMap<String, String>,
 }
@@ -202,6 +205,10 @@ pub struct DriverOptions {
     /// `resource_provider_association_refresh`); `None`: only at start, then
     /// rely on our own writes and 409s.
     pub placement_refresh: Option<Duration>,
+    /// URL schemes an image may be deployed from (lower case); the
+    /// conductor fetches what it is told, so tenants' images stay on
+    /// http(s) unless the operator allows more.
+    pub image_url_schemes: Vec<String>,
 }
 
 impl Default for DriverOptions {
@@ -216,6 +223,7 @@ impl Default for DriverOptions {
             power_timeout: Duration::from_secs(300),
             teardown_timeout: Duration::from_secs(1800),
             placement_refresh: None,
+            image_url_schemes: vec!["http".into(), "https".into()],
         }
     }
 }

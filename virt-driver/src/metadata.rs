@@ -112,6 +112,9 @@ pub fn instance_info_patch(request: &SpawnRequest, host: &str) -> Vec<Value> {
             }
         }
     }
+    if let Some(size) = image.size.filter(|size| *size > 0) {
+        info.push(("image_size", json!(size.to_string())));
+    }
     if flavor.ephemeral_gb > 0 {
         info.push(("ephemeral_gb", json!(flavor.ephemeral_gb.to_string())));
     }
@@ -178,6 +181,7 @@ mod tests {
             .insert("resources:VCPU".into(), "0".into());
         request.flavor.ephemeral_gb = 0;
         request.image.checksum = Some("abc".into());
+        request.image.size = Some(4096);
         let ops = instance_info_patch(&request, "compute-1");
         let find = |key: &str| {
             ops.iter()
@@ -190,6 +194,11 @@ mod tests {
         );
         assert_eq!(find("traits"), Some(json!(["CUSTOM_GPU", "CUSTOM_RAID"])));
         assert_eq!(find("image_checksum"), Some(json!("abc")));
+        assert_eq!(
+            find("image_size"),
+            Some(json!("4096")),
+            "bounds the download"
+        );
         assert_eq!(find("ephemeral_gb"), None);
         assert_eq!(find("root_gb"), Some(json!("0")));
     }

@@ -253,6 +253,41 @@ async fn validation_failure_fails_and_frees_the_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn image_urls_other_than_http_are_refused_before_the_node_is_taken() {
+    let cloud = Cloud::start().await;
+    let node = cloud
+        .available_node("gold", Some("baremetal-gold"), &["CUSTOM_RAID"])
+        .await;
+    let mut spawn = request(&node, &new_uuid());
+    spawn.image.url = "file:///etc/shadow".into();
+    let error = cloud.driver().spawn(&spawn).await.expect_err("refused");
+    assert!(
+        matches!(&error, SpawnError::DeployFailed(m) if m.contains("file:///etc/shadow")),
+        "{error:?}"
+    );
+    let body = cloud.node(&node).await;
+    assert_eq!(body["instance_uuid"], json!(null), "the node was not taken");
+    assert_eq!(body["instance_info"], json!({}));
+    assert_eq!(body["provision_state"], "available");
+    // An operator may allow more schemes; the conductor still decides
+    // which files it reads.
+    let options = ferrite_virt_driver::DriverOptions {
+        image_url_schemes: vec!["http".into(), "https".into(), "file".into()],
+        ..ferrite_virt_driver::DriverOptions::default()
+    };
+    let driver = IronicDriver::with_options(cloud.config("compute-1"), options);
+    let instance = new_uuid();
+    let mut spawn = request(&node, &instance);
+    spawn.image.url = "file:///srv/images/ubuntu.qcow2".into();
+    driver.spawn(&spawn).await.expect("spawn");
+    let body = cloud.node(&node).await;
+    assert_eq!(
+        body["instance_info"]["image_source"],
+        "file:///srv/images/ubuntu.qcow2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn maintenance_node_reschedules() {
     let cloud = Cloud::start().await;
     let node = cloud

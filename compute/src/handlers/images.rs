@@ -196,8 +196,15 @@ async fn glance_create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     let url = opt_string(&body, "url")?
         .or(opt_string(&body, "direct_url")?)
         .ok_or_else(|| ApiError::bad_request("An image needs a url to deploy it from."))?;
-    if url::Url::parse(&url).is_err() {
-        return Err(ApiError::bad_request(format!("Invalid url: {url}")));
+    let scheme = match url::Url::parse(&url) {
+        Ok(parsed) => parsed.scheme().to_ascii_lowercase(),
+        Err(_) => return Err(ApiError::bad_request(format!("Invalid url: {url}"))),
+    };
+    if !state.config.image_url_schemes.contains(&scheme) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid url: {url}: images may only be deployed from {} URLs.",
+            state.config.image_url_schemes.join(", ")
+        )));
     }
     let visibility = one_of(
         "visibility",
