@@ -513,6 +513,40 @@ pub async fn release_served_image(config: &Config, doc: &Doc) {
     }
 }
 
+/// Whether `name` is a node's served copy: `<16 hex>-<node UUID>.img`.
+fn is_served_copy(name: &str) -> bool {
+    let Some((key, rest)) = name.split_once('-') else {
+        return false;
+    };
+    let Some(node) = rest.strip_suffix(".img") else {
+        return false;
+    };
+    key.len() == 16
+        && key.chars().all(|c| c.is_ascii_hexdigit())
+        && uuid::Uuid::parse_str(node).is_ok()
+}
+
+/// Removes what a previous run left behind: the nodes' served copies
+/// (recovery failed their deploys) and partial downloads and conversions
+/// of the image cache and of the kernel and ramdisk caches.
+pub fn clean_up_after_restart(config: &Config) {
+    let deploy = &config.deploy;
+    let partial = |name: &str| name.contains(".part-") || name.contains(".converting-");
+    let mut leftovers = crate::images::files_in(&deploy.http_root.join("images"), is_served_copy);
+    leftovers.extend(crate::images::files_in(&deploy.image_cache_dir, partial));
+    for root in [&deploy.tftp_root, &deploy.http_root] {
+        leftovers.extend(crate::images::files_in(
+            &root.join(crate::boot::MASTER_IMAGES_DIR),
+            partial,
+        ));
+    }
+    for file in leftovers {
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot remove a leftover image file");
+        }
+    }
+}
+
 /// Where the sha256 of a cached image is kept.
 fn digest_path(raw: &Path) -> PathBuf {
     let mut name = raw.as_os_str().to_owned();
@@ -926,6 +960,18 @@ mod tests {
         assert!(needs_cache(&file));
         assert_eq!(cache_key("a", "b"), cache_key("a", "b"));
         assert_ne!(cache_key("a", "b"), cache_key("a", "c"));
+    }
+
+    #[test]
+    fn served_copies_are_recognised_by_name() {
+        assert!(is_served_copy(
+            "0123456789abcdef-1be26c0b-03f2-4d2e-ae87-c02d7f33c123.img"
+        ));
+        assert!(!is_served_copy("ferrite-demo.img"));
+        assert!(!is_served_copy("0123456789abcdef-not-a-uuid.img"));
+        assert!(!is_served_copy(
+            "0123456789abcdef-1be26c0b-03f2-4d2e-ae87-c02d7f33c123.raw"
+        ));
     }
 
     #[test]

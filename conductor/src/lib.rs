@@ -146,6 +146,9 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
             "failed nodes left in transient states by a previous run"
         );
     }
+    // No deploy step survives a restart: what a previous run was serving or
+    // half-fetched goes, so the caches' bound holds.
+    deploy::clean_up_after_restart(&config);
     storage::register_conductor(
         &db,
         &config.host,

@@ -479,3 +479,29 @@ async fn a_slow_download_does_not_hold_up_other_images() {
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert!(cached[0].to_string_lossy().ends_with(".raw"), "{cached:?}");
 }
+
+#[tokio::test]
+async fn a_restart_forgets_served_copies_and_partial_files() {
+    let scratch = Scratch::new();
+    let image = scratch.allowed("disk.raw");
+    std::fs::write(&image, vec![4u8; 4096]).expect("image");
+    deploy::serve_image(
+        &scratch.config,
+        &node(json!({"image_source": file_url(&image), "image_disk_format": "raw"})),
+    )
+    .await
+    .expect("served");
+    let images = scratch.config.deploy.http_root.join("images");
+    std::fs::write(images.join("ferrite-demo.img"), b"demo").expect("demo");
+    let partial = scratch
+        .config
+        .deploy
+        .image_cache_dir
+        .join("0123456789abcdef.part-1");
+    std::fs::write(&partial, b"half").expect("partial");
+    deploy::clean_up_after_restart(&scratch.config);
+    assert_eq!(scratch.served(), vec![images.join("ferrite-demo.img")]);
+    let cached = scratch.cached();
+    assert_eq!(cached.len(), 1, "the cached image stays: {cached:?}");
+    assert!(!partial.exists());
+}
