@@ -369,15 +369,6 @@ pub async fn lock_entry(entry: &Path) -> tokio::sync::OwnedMutexGuard<()> {
     entry_lock(entry).lock_owned().await
 }
 
-/// Whether somebody holds or waits for the entry's lock.
-fn entry_busy(entry: &Path) -> bool {
-    let map = match locks().lock() {
-        Ok(map) => map,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    map.get(entry).is_some_and(|weak| weak.strong_count() > 0)
-}
-
 /// Marks a cache entry as just used (its modification time orders the
 /// eviction).
 pub fn touch(path: &Path) {
@@ -415,8 +406,8 @@ impl CacheEntry {
 }
 
 /// Removes the least recently used entries, except `keep`, entries in
-/// use and entries whose lock is held, until the entries take at most
-/// `max_bytes`. Returns the paths of the evicted entries.
+/// use and entries whose lock somebody holds, until the entries take at
+/// most `max_bytes`. Returns the paths of the evicted entries.
 pub fn evict(mut entries: Vec<CacheEntry>, max_bytes: u64, keep: &Path) -> Vec<PathBuf> {
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
     entries.sort_by_key(|e| e.used);
@@ -425,9 +416,14 @@ pub fn evict(mut entries: Vec<CacheEntry>, max_bytes: u64, keep: &Path) -> Vec<P
         if total <= max_bytes {
             break;
         }
-        if entry.path == keep || entry.in_use || entry_busy(&entry.path) {
+        if entry.path == keep || entry.in_use {
             continue;
         }
+        // Held while the files go, so nobody serves the entry meanwhile;
+        // an entry somebody fills or serves right now is skipped.
+        let Ok(_held) = entry_lock(&entry.path).try_lock_owned() else {
+            continue;
+        };
         for file in &entry.files {
             match std::fs::remove_file(file) {
                 Ok(()) => {}
