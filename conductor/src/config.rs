@@ -521,3 +521,49 @@ impl DeployConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(toml_text: &str) -> Result<DeployConfig, String> {
+        let file: FileConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        let deploy = file.deploy.unwrap_or_default();
+        deploy.validate().map_err(|e| e.to_string())?;
+        Ok(deploy)
+    }
+
+    #[test]
+    fn image_fetching_options() {
+        let defaults = DeployConfig::default();
+        assert!(defaults
+            .file_url_allowed_paths
+            .contains(&PathBuf::from("/var/lib/ironic")));
+        assert_eq!(
+            defaults.permitted_image_formats,
+            ["raw", "gpt", "qcow2", "iso"]
+        );
+        let set = deploy(
+            "[deploy]\nfile_url_allowed_paths = [\"/srv/images\"]\n\
+             permitted_image_formats = [\"raw\", \"vmdk\"]\n\
+             image_download_read_timeout_secs = 5\nimage_download_timeout_secs = 60\n\
+             image_max_bytes = 1000\nimage_cache_max_bytes = 2000\ndeploy_step_timeout_secs = 90\n",
+        )
+        .expect("valid");
+        assert_eq!(set.file_url_allowed_paths, [PathBuf::from("/srv/images")]);
+        assert_eq!(set.image_max_bytes, 1000);
+        assert_eq!(set.deploy_step_timeout_secs, 90);
+        for (bad, says) in [
+            ("file_url_allowed_paths = [\"images\"]", "absolute"),
+            ("permitted_image_formats = [\"exe\"]", "unknown format"),
+            (
+                "image_download_timeout_secs = 0",
+                "image_download_timeout_secs",
+            ),
+            ("image_max_bytes = 0", "image_max_bytes"),
+        ] {
+            let err = deploy(&format!("[deploy]\n{bad}\n")).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}

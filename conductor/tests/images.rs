@@ -505,3 +505,33 @@ async fn a_restart_forgets_served_copies_and_partial_files() {
     assert_eq!(cached.len(), 1, "the cached image stays: {cached:?}");
     assert!(!partial.exists());
 }
+
+#[tokio::test]
+async fn ordinary_images_of_every_permitted_format_are_served_as_raw() {
+    let mut scratch = Scratch::new();
+    scratch.config.deploy.permitted_image_formats = vec!["qcow2".into(), "vmdk".into()];
+    for (name, format, options) in [
+        ("v3.qcow2", "qcow2", "compat=1.1"),
+        ("v2.qcow2", "qcow2", "compat=0.10"),
+        ("sparse.vmdk", "vmdk", "subformat=monolithicSparse"),
+        ("stream.vmdk", "vmdk", "subformat=streamOptimized"),
+    ] {
+        let image = scratch.allowed(name);
+        qemu_img(&[
+            "create",
+            "-f",
+            format,
+            "-o",
+            options,
+            &image.display().to_string(),
+            "2M",
+        ]);
+        let served = serve(
+            &scratch.config,
+            json!({"image_source": file_url(&image), "image_disk_format": format}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(served.disk_format.as_deref(), Some("raw"), "{name}");
+    }
+}
