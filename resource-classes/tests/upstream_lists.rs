@@ -5,7 +5,9 @@
 //! (`FERRITE_PYTHON`, else `python3`) the lists are compared with the live
 //! packages. Without it they are checked against known facts about the
 //! pinned releases. If `FERRITE_PYTHON` is set, the interpreter must work
-//! and have the pinned versions, or the test fails.
+//! and have the pinned versions, or the test fails. Under `CI=true` the live
+//! comparison may not be skipped: `.ci/run` sets `FERRITE_PYTHON` to the
+//! venv of `scripts/placement-conformance`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -40,7 +42,12 @@ fn from_python(package: &str, code: &str) -> Option<Vec<String>> {
         ),
         Err(e) if strict => panic!("FERRITE_PYTHON={python} could not run: {e}"),
         _ => {
-            eprintln!("no {package} in {python}; checking the pinned list offline");
+            ferrite_test_support::missing(
+                &format!("{package} in {python}"),
+                "set FERRITE_PYTHON to a python with the pinned packages \
+                 (the venv of scripts/placement-conformance has them)",
+            );
+            eprintln!("checking the pinned {package} list offline");
             return None;
         }
     };
@@ -54,7 +61,11 @@ fn from_python(package: &str, code: &str) -> Option<Vec<String>> {
              run data/regenerate.py",
             pinned(package)
         );
-        eprintln!("{python} has {package} {version}, not the pinned one; checking offline");
+        ferrite_test_support::missing(
+            &format!("{package} {} in {python} (it has {version})", pinned(package)),
+            "set FERRITE_PYTHON to a python with the pinned packages",
+        );
+        eprintln!("checking the pinned {package} list offline");
         return None;
     }
     Some(lines.collect())
