@@ -15,7 +15,7 @@ resource classes; the environment variables the fixture sets), UUIDs are
 replaced by stable labels (provider names, env variable names, consumer
 content) and the two dumps are compared.
 
-Needs ``oslotest`` in the venv (``pip install oslotest``): upstream's
+Needs ``oslotest`` in the venv (``cli.OSLOTEST_REQ``, installed on demand): upstream's
 fixture module imports it.  Run via ``placement-conformance
 --verify-fixtures [NAME ...]``.
 """
