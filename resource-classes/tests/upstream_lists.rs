@@ -62,7 +62,10 @@ fn from_python(package: &str, code: &str) -> Option<Vec<String>> {
             pinned(package)
         );
         ferrite_test_support::missing(
-            &format!("{package} {} in {python} (it has {version})", pinned(package)),
+            &format!(
+                "{package} {} in {python} (it has {version})",
+                pinned(package)
+            ),
             "set FERRITE_PYTHON to a python with the pinned packages",
         );
         eprintln!("checking the pinned {package} list offline");
