@@ -7,7 +7,6 @@
 //! fails with a message naming what is missing and how to provide it, so a
 //! CI run can never be green because a check quietly did not run.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Whether this run is CI's: `CI` is `true` or `1` (any case).
@@ -53,7 +52,7 @@ pub fn env_var(var: &str, how: &str) -> Option<String> {
 /// Where the program `name` is: the first match on `PATH`, then `/usr/sbin`
 /// and `/sbin` (where Debian puts some tools for root only). No lookup rule.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(OsString::new);
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
         .map(|directory| directory.join(name))
