@@ -43,6 +43,23 @@ pub fn generate_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Whether an agent presented the node's token: both present, non-empty
+/// and equal, compared in constant time.
+pub fn token_matches(known: Option<&str>, given: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (known, given) {
+        (Some(known), Some(given)) if !known.is_empty() && !given.is_empty() => {
+            known.as_bytes().ct_eq(given.as_bytes()).into()
+        }
+        _ => false,
+    }
+}
+
+/// The HTTP header carrying the agent token from the conductor to the
+/// agent's command API (never the query string, which ends up in URLs,
+/// errors and logs).
+pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
+
 /// Removes the agent's token and URL (the ramdisk is gone or replaced).
 pub fn wipe_agent(internal: &mut Map<String, Value>) {
     for key in AGENT_KEYS {
