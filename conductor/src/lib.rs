@@ -216,7 +216,7 @@ pub async fn serve(
             let server = tftp::serve(
                 socket,
                 state.config.deploy.tftp_root.clone(),
-                tftp::TftpOptions::default(),
+                state.config.deploy.tftp_options(),
             );
             tracing::info!(addr = %server.local_addr, "TFTP server listening");
             tftp_server = Some(server);
