@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferrite_service_kit::{JsonLimits, QueryLimits, RateLimitConfig};
 use serde::Deserialize;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8774";
@@ -50,8 +51,20 @@ pub struct Config {
     pub peers: Vec<String>,
     /// Availability zone reported for servers.
     pub default_availability_zone: String,
-    /// Base URL used in links when set (else taken from the request's Host).
+    /// Base URL used in links when set.
     pub public_endpoint: Option<String>,
+    /// Without `public_endpoint`, build links from the request's `Host`
+    /// header instead of the address the request arrived on.
+    pub trust_host_header: bool,
+    /// Largest request body (upstream's `[oslo_middleware]
+    /// max_request_body_size`, 112 KiB); larger ones are 413 `overLimit`.
+    pub max_request_body_bytes: usize,
+    /// Bounds of JSON bodies (`[json_limits]`).
+    pub json_limits: JsonLimits,
+    /// Bounds of query strings (`[query_limits]`).
+    pub query_limits: QueryLimits,
+    /// Per-client rate limit of the API (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Config {
@@ -77,6 +90,11 @@ impl Config {
             peers: Vec::new(),
             default_availability_zone: "nova".to_string(),
             public_endpoint: None,
+            trust_host_header: false,
+            max_request_body_bytes: 114_688,
+            json_limits: JsonLimits::default(),
+            query_limits: QueryLimits::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 
@@ -120,6 +138,11 @@ pub struct FileConfig {
     pub peers: Option<Vec<String>>,
     pub default_availability_zone: Option<String>,
     pub public_endpoint: Option<String>,
+    pub trust_host_header: Option<bool>,
+    pub max_request_body_bytes: Option<usize>,
+    pub json_limits: Option<JsonLimits>,
+    pub query_limits: Option<QueryLimits>,
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -237,6 +260,21 @@ impl Config {
             config.default_availability_zone = zone;
         }
         config.public_endpoint = overrides.public_endpoint.or(file_config.public_endpoint);
+        if let Some(trust) = file_config.trust_host_header {
+            config.trust_host_header = trust;
+        }
+        if let Some(n) = file_config.max_request_body_bytes {
+            config.max_request_body_bytes = n;
+        }
+        if let Some(limits) = file_config.json_limits {
+            config.json_limits = limits;
+        }
+        if let Some(limits) = file_config.query_limits {
+            config.query_limits = limits;
+        }
+        if let Some(limit) = file_config.rate_limit {
+            config.rate_limit = limit;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -262,6 +300,15 @@ impl Config {
                 "max_attempts must be between 1 and 100".into(),
             ));
         }
+        if self.max_request_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_request_body_bytes must be positive".into(),
+            ));
+        }
+        self.json_limits.validate().map_err(ConfigError::Invalid)?;
+        self.rate_limit
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[rate_limit] {e}")))?;
         if self.max_placement_results == 0 {
             return Err(ConfigError::Invalid(
                 "max_placement_results must be positive".into(),
