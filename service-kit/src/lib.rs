@@ -10,7 +10,8 @@
 //! - [`json`]: depth, size and length bounds of JSON documents;
 //! - [`query`]: bounds of the query string;
 //! - [`links`]: the base URL links are built on (never an untrusted `Host`);
-//! - [`logs`]: control characters escaped in text that goes to logs.
+//! - [`logs`]: control characters escaped in text that goes to logs;
+//! - [`process`]: the process's open descriptors and resident memory.
 //!
 //! Invariant: this crate never depends on a service crate.
 
@@ -18,6 +19,7 @@ pub mod body;
 pub mod json;
 pub mod links;
 pub mod logs;
+pub mod process;
 pub mod query;
 pub mod rate;
 
