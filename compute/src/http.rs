@@ -398,9 +398,23 @@ async fn serve(state: &AppState, request: &HttpRequest, payload: web::Payload) -
     {
         segments.remove(0);
     }
-    let query = url::form_urlencoded::parse(request.query_string().as_bytes())
-        .into_owned()
-        .collect();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    // No database stores NUL in text: refuse it at the edge.
+    if segments.iter().any(|s| s.contains('\0'))
+        || query
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return render(
+            Err(ApiError::bad_request(
+                "NUL characters are not allowed in the URL.",
+            )),
+            Some(version),
+        );
+    }
     let req = Req {
         method: request.method().clone(),
         segments,
