@@ -356,7 +356,7 @@ fn render_reply(reply: Reply, version: ApiVersion) -> HttpResponse {
 
 pub fn render_error(err: &ApiError, version: Option<ApiVersion>, range: bool) -> HttpResponse {
     if err.status >= 500 {
-        tracing::error!(message = %err.message, "internal error");
+        tracing::error!(message = %ferrite_service_kit::Escaped(&err.message), "internal error");
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);

@@ -504,7 +504,7 @@ pub fn render_error_for(
 
 pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) -> HttpResponse {
     if err.status >= 500 {
-        tracing::error!(request_id, detail = %err.detail, "internal error");
+        tracing::error!(request_id, detail = %ferrite_service_kit::Escaped(&err.detail), "internal error");
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
