@@ -2,9 +2,10 @@
 //!
 //! Actix's own body extractors answer an oversized body with a plain-text
 //! 413 before any service code runs; reading the payload stream here lets
-//! each service pick the cap per route and answer in its own format. The
-//! cap counts the bytes after content decoding, so a compressed body
-//! cannot inflate past it.
+//! each service pick the cap per route and answer in its own format.
+//! Bodies are taken as sent: a `Content-Encoding` is not decoded (upstream's
+//! services do not decode request bodies either), so a compressed body can
+//! never inflate past the cap.
 
 use actix_web::web::{Bytes, BytesMut, Payload};
 use futures::StreamExt;
