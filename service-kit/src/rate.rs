@@ -256,3 +256,30 @@ mod tests {
         assert_eq!(limiter.tracked_clients(), 2);
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_table_keeps_the_other_defaults() {
+        #[derive(Deserialize)]
+        struct File {
+            rate_limit: RateLimitConfig,
+        }
+        let file: File = toml::from_str(
+            "[rate_limit]\nrequests_per_second = 5\nexempt_addresses = [\"10.0.0.1\"]\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            file.rate_limit,
+            RateLimitConfig {
+                requests_per_second: 5.0,
+                burst: 100,
+                exempt_loopback: true,
+                exempt_addresses: vec!["10.0.0.1".parse().expect("ip")],
+            }
+        );
+        assert!(toml::from_str::<File>("[rate_limit]\nburts = 3\n").is_err());
+    }
+}
