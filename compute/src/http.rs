@@ -412,7 +412,7 @@ async fn serve(state: &AppState, request: &HttpRequest, payload: web::Payload) -
             Err(ApiError::bad_request(
                 "NUL characters are not allowed in the URL.",
             )),
-            Some(version),
+            (!is_image_api).then_some(version),
         );
     }
     let req = Req {
