@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ferrite_service_kit::{JsonLimits, QueryLimits, RateLimitConfig};
 use serde::Deserialize;
 
 use crate::hardware::InterfaceConfig;
@@ -35,8 +36,25 @@ pub struct Config {
     pub node_locked_retry_attempts: u32,
     /// Pause between those retries, milliseconds.
     pub node_locked_retry_interval_ms: u64,
-    /// Base URL used in links when set (else taken from the request's Host).
+    /// Base URL used in links when set.
     pub public_endpoint: Option<String>,
+    /// Without `public_endpoint`, build links from the request's `Host`
+    /// header (upstream's behaviour) instead of the address the request
+    /// arrived on. Only for deployments behind a proxy that sets `Host`.
+    pub trust_host_header: bool,
+    /// Largest request body of every route but the provision-state one
+    /// (which takes a config drive: `max_configdrive_bytes` plus 1 MiB).
+    pub max_request_body_bytes: usize,
+    /// Bounds of JSON bodies and of every JSON field stored in a node or
+    /// port (`[json_limits]`).
+    pub json_limits: JsonLimits,
+    /// Bounds of query strings (`[query_limits]`).
+    pub query_limits: QueryLimits,
+    /// Per-client rate limit of the API (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
+    /// Per-client rate limit of the agent endpoints, lookup and heartbeat
+    /// (`[agent_rate_limit]`).
+    pub agent_rate_limit: RateLimitConfig,
     /// Real deploys: netboot, agent and image settings (`[deploy]`).
     pub deploy: DeployConfig,
     /// Seconds between power-state sync rounds (upstream's `[conductor]
@@ -256,6 +274,12 @@ impl Config {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval_ms: 1000,
             public_endpoint: None,
+            trust_host_header: false,
+            max_request_body_bytes: 1024 * 1024,
+            json_limits: JsonLimits::default(),
+            query_limits: QueryLimits::default(),
+            rate_limit: RateLimitConfig::default(),
+            agent_rate_limit: default_agent_rate_limit(),
             deploy: DeployConfig::default(),
             sync_power_state_interval_secs: 60.0,
             force_power_state_during_sync: true,
@@ -263,6 +287,12 @@ impl Config {
             power_failure_recovery_interval_secs: 300.0,
         }
     }
+}
+
+/// Agents look up once and heartbeat every few tens of seconds; a burst
+/// covers a restarting agent's retries.
+pub fn default_agent_rate_limit() -> RateLimitConfig {
+    RateLimitConfig::per_client(1.0, 20)
 }
 
 /// The machine's host name (upstream defaults `host` to it).
@@ -295,6 +325,12 @@ pub struct FileConfig {
     pub node_locked_retry_attempts: Option<u32>,
     pub node_locked_retry_interval_ms: Option<u64>,
     pub public_endpoint: Option<String>,
+    pub trust_host_header: Option<bool>,
+    pub max_request_body_bytes: Option<usize>,
+    pub json_limits: Option<JsonLimits>,
+    pub query_limits: Option<QueryLimits>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub agent_rate_limit: Option<RateLimitConfig>,
     pub hardware: Option<InterfaceConfig>,
     pub fake: Option<FakeDelays>,
     pub deploy: Option<DeployConfig>,
@@ -381,6 +417,24 @@ impl Config {
         if let Some(n) = file_config.max_configdrive_bytes {
             config.max_configdrive_bytes = n;
         }
+        if let Some(trust) = file_config.trust_host_header {
+            config.trust_host_header = trust;
+        }
+        if let Some(n) = file_config.max_request_body_bytes {
+            config.max_request_body_bytes = n;
+        }
+        if let Some(limits) = file_config.json_limits {
+            config.json_limits = limits;
+        }
+        if let Some(limits) = file_config.query_limits {
+            config.query_limits = limits;
+        }
+        if let Some(limit) = file_config.rate_limit {
+            config.rate_limit = limit;
+        }
+        if let Some(limit) = file_config.agent_rate_limit {
+            config.agent_rate_limit = limit;
+        }
         if let Some(n) = file_config.heartbeat_interval_secs {
             config.heartbeat_interval_secs = n;
         }
@@ -444,6 +498,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "max_connections must be positive".into(),
             ));
+        }
+        if self.max_request_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_request_body_bytes must be positive".into(),
+            ));
+        }
+        self.json_limits.validate().map_err(ConfigError::Invalid)?;
+        for (key, limit) in [
+            ("rate_limit", &self.rate_limit),
+            ("agent_rate_limit", &self.agent_rate_limit),
+        ] {
+            limit
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("[{key}] {e}")))?;
         }
         for (name, secs) in [
             (

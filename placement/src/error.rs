@@ -81,6 +81,7 @@ impl ApiError {
             405 => "Method Not Allowed",
             406 => "Not Acceptable",
             409 => "Conflict",
+            413 => "Request Entity Too Large",
             415 => "Unsupported Media Type",
             429 => "Too Many Requests",
             _ => "Internal Server Error",
@@ -110,6 +111,7 @@ impl ApiError {
                     403 => "Access was denied to this resource.",
                     404 => "The resource could not be found.",
                     409 => "There was a conflict when trying to complete your request.",
+                    413 => "The body of your request was too large for this server.",
                     429 => "Too many requests.",
                     _ => "The server has either erred or is incapable of performing the requested operation.",
                 };

@@ -27,6 +27,10 @@ pub struct Req {
     pub creds: Credentials,
     /// Path parameters by name.
     pub params: HashMap<&'static str, String>,
+    /// Scheme and authority `Location` headers are built on.
+    pub link_base: String,
+    /// Bounds of JSON bodies.
+    pub json_limits: ferrite_service_kit::JsonLimits,
 }
 
 impl Req {
@@ -54,8 +58,7 @@ impl Req {
 
     /// An absolute URL for `path` on this server (for `Location`).
     pub fn absolute(&self, path: &str) -> String {
-        let host = self.header("host").unwrap_or("localhost");
-        format!("http://{host}{path}")
+        format!("{}{path}", self.link_base)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -95,6 +98,9 @@ impl Req {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             ApiError::bad_request(format!("Malformed JSON: {}", python_json_error(&e)))
         })?;
+        self.json_limits
+            .check(&value)
+            .map_err(|v| ApiError::bad_request(format!("JSON does not validate: {v}")))?;
         crate::schema::validate(&value, schema)
             .map_err(|m| ApiError::bad_request(format!("JSON does not validate: {m}")))?;
         if contains_nul(&value) {
@@ -214,7 +220,7 @@ fn http_date(micros: i64) -> String {
 /// The single actix service.
 pub async fn entry(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<Arc<AppState>>,
 ) -> HttpResponse {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
@@ -223,7 +229,7 @@ pub async fn entry(
     if let Some(preflight) = cors.preflight(&request) {
         return preflight;
     }
-    let mut response = serve(state, &request, body, &request_id).await;
+    let mut response = serve(state, &request, payload, &request_id).await;
     let headers = response.headers_mut();
     if let Ok(value) = request_id.parse() {
         headers.insert(
@@ -235,10 +241,22 @@ pub async fn entry(
     response
 }
 
+/// The largest body a route takes: bulk allocations and reshapes may be
+/// large; every other document is small.
+pub fn body_limit(config: &crate::Config, method: &Method, path: &str) -> usize {
+    let bulk = *method == Method::POST
+        && matches!(path.trim_end_matches('/'), "/allocations" | "/reshaper");
+    if bulk {
+        config.max_bulk_body_bytes
+    } else {
+        config.max_request_body_bytes
+    }
+}
+
 async fn serve(
     state: &AppState,
     request: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     request_id: &str,
 ) -> HttpResponse {
     let method = request.method().clone();
@@ -252,6 +270,23 @@ async fn serve(
     let error_response = |err: ApiError, version: Option<Version>| {
         render_error_for(&err, version, request_id, accept)
     };
+
+    if let Err(retry) = state.limiter.check(request.peer_addr().map(|a| a.ip())) {
+        tracing::info!(
+            peer = ?request.peer_addr(),
+            path = %ferrite_service_kit::Escaped(&path),
+            "client over its rate limit"
+        );
+        let mut err = ApiError::new(
+            429,
+            format!(
+                "Too many requests from this client; retry after {} seconds.",
+                retry.0
+            ),
+        );
+        err.headers.push(("retry-after", retry.0.to_string()));
+        return error_response(err, None);
+    }
 
     // Authentication (noauth2); the root document is public.
     let is_root = path == "/" || path.is_empty();
@@ -294,6 +329,23 @@ async fn serve(
             }
             return response;
         }
+    };
+
+    if let Err(message) = state.config.query_limits.check(request.query_string()) {
+        return error_response(ApiError::bad_request(message), Some(version));
+    }
+    let body = match ferrite_service_kit::read_body(
+        payload,
+        ferrite_service_kit::body::content_length(request),
+        body_limit(&state.config, &method, &path),
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(err @ ferrite_service_kit::BodyError::TooLarge { .. }) => {
+            return error_response(ApiError::new(413, err.to_string()), Some(version))
+        }
+        Err(err) => return error_response(ApiError::bad_request(err.to_string()), Some(version)),
     };
 
     // Content-length without content-type is refused, as upstream does.
@@ -349,6 +401,12 @@ async fn serve(
         version,
         creds,
         params: route.params,
+        link_base: ferrite_service_kit::LinkBase {
+            public_endpoint: None,
+            trust_host_header: state.config.trust_host_header,
+        }
+        .for_request(request),
+        json_limits: state.config.json_limits,
     };
     // Accept negotiation: JSON only.
     if let Some(accept) = req.header("accept") {
@@ -446,7 +504,7 @@ pub fn render_error_for(
 
 pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) -> HttpResponse {
     if err.status >= 500 {
-        tracing::error!(request_id, detail = %err.detail, "internal error");
+        tracing::error!(request_id, detail = %ferrite_service_kit::Escaped(&err.detail), "internal error");
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
