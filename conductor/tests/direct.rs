@@ -1232,7 +1232,7 @@ async fn deploy_through_the_cache(
         .expect("deploy");
     wait_for_state(api, uuid, "wait call-back").await;
     agent
-        .check_in_with(api.base(), &format!("node_uuid={uuid}"))
+        .check_in_with(api.base(), &format!("node_uuid={uuid}&addresses={MAC}"))
         .await;
     let start = std::time::Instant::now();
     loop {
