@@ -34,6 +34,12 @@ pub struct ApiError {
     /// Method and content type, which some standard explanations mention.
     pub method: Option<String>,
     pub content_type: Option<String>,
+    /// Upstream raises this error outside its handler functions (routing,
+    /// policy, a provider or resource class lookup the handler leaves
+    /// uncaught): its microversion middleware then adds the
+    /// `openstack-api-version` header but not `vary`. Errors a handler
+    /// returns itself carry both headers.
+    pub outside_handler: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -47,6 +53,7 @@ impl ApiError {
             headers: Vec::new(),
             method: None,
             content_type: None,
+            outside_handler: false,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -63,6 +70,12 @@ impl ApiError {
     }
     pub fn internal() -> Self {
         Self::new(500, "")
+    }
+    /// Marks the error as one upstream raises outside its handlers (no
+    /// `vary` header on the response).
+    pub fn outside_handler(mut self) -> Self {
+        self.outside_handler = true;
+        self
     }
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;
@@ -113,6 +126,9 @@ impl ApiError {
                     429 => "Too many requests.",
                     _ => "The server has either erred or is incapable of performing the requested operation.",
                 };
+                // Upstream's error formatter strips HTML from the text,
+                // which turns the message's own line breaks into spaces.
+                let detail = detail.replace('\n', " ").replace('\r', "");
                 format!("{explanation}\n\n {detail}  ")
             }
         }

@@ -69,7 +69,10 @@ impl Req {
             target.insert("project_id", project.clone());
         }
         target.insert("user_id", self.creds.user_id.clone());
-        state.policy.authorize(action, &self.creds, &target)
+        state
+            .policy
+            .authorize(action, &self.creds, &target)
+            .map_err(ApiError::outside_handler)
     }
 
     /// Upstream's `require_content('application/json')`.
@@ -266,7 +269,7 @@ async fn serve(
             header("openstack-system-scope"),
         ) {
             Some(creds) => creds,
-            None => return error_response(ApiError::new(401, ""), None),
+            None => return unauthorized(),
         }
     };
 
@@ -299,7 +302,8 @@ async fn serve(
     // Content-length without content-type is refused, as upstream does.
     if !body.is_empty() && header("content-type").is_none_or(|c| c.trim().is_empty()) {
         return error_response(
-            ApiError::bad_request("content-type header required when content-length > 0"),
+            ApiError::bad_request("content-type header required when content-length > 0")
+                .outside_handler(),
             Some(version),
         );
     }
@@ -307,10 +311,8 @@ async fn serve(
     let route = match handlers::route(&method, &path) {
         RouteMatch::Found(route) => route,
         RouteMatch::NotFound => {
-            return error_response(
-                ApiError::not_found("The resource could not be found."),
-                Some(version),
-            )
+            // Upstream's router raises a bare 404: no detail of its own.
+            return error_response(ApiError::not_found("").outside_handler(), Some(version));
         }
         RouteMatch::MethodNotAllowed(allowed) => {
             let mut err = ApiError::new(
@@ -364,6 +366,20 @@ async fn serve(
     }
 }
 
+/// A request without a token. Upstream's auth middleware answers before
+/// Placement's own error formatting (and microversion handling) is reached,
+/// with the web framework's stock JSON error document; so do we.
+fn unauthorized() -> HttpResponse {
+    let body = serde_json::json!({
+        "code": "401 Unauthorized",
+        "title": "Unauthorized",
+        "message": "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.<br /><br />\n\n\n",
+    });
+    HttpResponse::build(StatusCode::UNAUTHORIZED)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
 fn accepts_json(accept: &str) -> bool {
     accept.split(',').any(|item| {
         let mut parts = item.split(';');
@@ -381,15 +397,17 @@ fn accepts_json(accept: &str) -> bool {
     })
 }
 
-fn version_headers(builder: &mut HttpResponseBuilder, version: Version) {
+fn version_headers(builder: &mut HttpResponseBuilder, version: Version, vary: bool) {
     builder.insert_header(("openstack-api-version", format!("placement {version}")));
-    builder.insert_header(("vary", "openstack-api-version"));
+    if vary {
+        builder.insert_header(("vary", "openstack-api-version"));
+    }
 }
 
 fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
-    version_headers(&mut builder, version);
+    version_headers(&mut builder, version, true);
     for (name, value) in &reply.headers {
         builder.insert_header((*name, value.as_str()));
     }
@@ -432,7 +450,7 @@ pub fn render_error_for(
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));
@@ -452,7 +470,7 @@ pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) 
     let mut builder = HttpResponse::build(status);
     let with_code = version.is_some_and(|v| v.at_least(23));
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));

@@ -358,9 +358,12 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The capacity allocations may use.
-    pub fn capacity(&self) -> f64 {
-        (self.total - self.reserved) as f64 * self.allocation_ratio
+    /// The capacity allocations may use, as upstream computes it when it
+    /// validates an inventory write: `(total - reserved) * allocation_ratio`
+    /// truncated toward zero to a whole number. So `total: 1` with a ratio
+    /// of 0.5 has capacity 0 (refused before 1.26, as upstream refuses it).
+    pub fn capacity(&self) -> i64 {
+        ((self.total - self.reserved) as f64 * self.allocation_ratio).trunc() as i64
     }
 }
 
