@@ -7,6 +7,7 @@ rule matched.
 """
 
 import os
+import re
 
 
 def _unknown_inventory_field(step, upstream, ours):
@@ -20,8 +21,94 @@ def _unknown_inventory_field(step, upstream, ours):
             and ours['status'] == 400)
 
 
+def _only_error_details_differ(upstream, ours):
+    """Both answers are the same but for errors[].detail: returns the
+    (upstream, ours) detail pairs, or None."""
+    if upstream['status'] != ours['status'] or \
+            upstream['headers'] != ours['headers']:
+        return None
+    left, right = upstream['body'], ours['body']
+    if not isinstance(left, dict) or not isinstance(right, dict) or \
+            set(left) != {'errors'} or set(right) != {'errors'}:
+        return None
+    if len(left['errors']) != len(right['errors']):
+        return None
+    pairs = []
+    for a, b in zip(left['errors'], right['errors']):
+        if {k: v for k, v in a.items() if k != 'detail'} != \
+                {k: v for k, v in b.items() if k != 'detail'}:
+            return None
+        pairs.append((a.get('detail', ''), b.get('detail', '')))
+    return pairs
+
+
+def _invalid_inventory_lists(step, upstream, ours):
+    """Upstream builds "Inventory for 'A, B' on resource provider 'X, Y'
+    invalid." by iterating Python sets (hash order; for provider uuids a
+    per-process random order): we name the same classes and providers,
+    sorted."""
+    pairs = _only_error_details_differ(upstream, ours)
+    if not pairs:
+        return False
+    pattern = re.compile(r"Inventory for '([^']*)' on resource provider "
+                         r"'([^']*)' invalid")
+
+    def key(text):
+        found = pattern.search(text)
+        if not found:
+            return None
+        return (pattern.sub('', text),
+                sorted(found.group(1).split(', ')),
+                sorted(found.group(2).split(', ')))
+    return all(key(a) is not None and key(a) == key(b) for a, b in pairs)
+
+
+def _schema_dump_layout(step, upstream, ours):
+    """A JSON-schema validation error ends with a dump of the failing
+    schema and instance that upstream prints with Python's pprint (its key
+    order, its line wrapping). The message before it is the same; the dump
+    is laid out differently."""
+    pairs = _only_error_details_differ(upstream, ours)
+    if not pairs:
+        return False
+    marker = 'Failed validating'
+    return all(marker in a and marker in b and
+               a.split(marker)[0] == b.split(marker)[0] and
+               a.split(marker)[1].split(' in ')[0] ==
+               b.split(marker)[1].split(' in ')[0]
+               for a, b in pairs)
+
+
+def _json_parser_text(step, upstream, ours):
+    """A body that is not JSON: both answer 400 "Malformed JSON: ..." but
+    the parser's own explanation after the prefix is Python's json module's
+    upstream and serde_json's here."""
+    pairs = _only_error_details_differ(upstream, ours)
+    if not pairs:
+        return False
+    prefix = 'Malformed JSON: '
+    return all(prefix in a and prefix in b and
+               a.split(prefix)[0] == b.split(prefix)[0] for a, b in pairs)
+
+
+def _duplicate_inventory_sql(step, upstream, ours):
+    """Adding an inventory for a class the provider already has: both
+    answer 409 placement.concurrent_update; upstream's detail is the
+    database driver's integrity error (SQL text and all), ours names the
+    class and provider."""
+    pairs = _only_error_details_differ(upstream, ours)
+    if not pairs:
+        return False
+    return all('IntegrityError' in a and 'already exists' in b
+               for a, b in pairs)
+
+
 RULES = [
     ('D1', _unknown_inventory_field),
+    ('D2', _invalid_inventory_lists),
+    ('D3', _schema_dump_layout),
+    ('D4', _json_parser_text),
+    ('D5', _duplicate_inventory_sql),
 ]
 
 

@@ -15,7 +15,9 @@ fn render(name: &str) -> Value {
 async fn existing(state: &AppState, name: &str) -> ApiResult<store::ResourceClass> {
     store::get_by_name(state.db.conn(), name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No such resource class {name}.")).outside_handler())
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No such resource class {name}.")).outside_handler()
+        })
 }
 
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {

@@ -311,7 +311,14 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
         Err(err) if is_unique_violation(&err) => return Err(duplicate()),
         Err(err) => return Err(err.into()),
     }
-    Ok(Reply::json(render(&updated, req.version)).modified(updated.modified()))
+    // Upstream shows the update time the provider had when it was loaded,
+    // before this update: none for a provider never changed since creation.
+    let reply = Reply::json(render(&updated, req.version));
+    Ok(match provider.updated_at {
+        Some(when) => reply.modified(when),
+        None if req.version.at_least(15) => reply.header("cache-control", "no-cache"),
+        None => reply,
+    })
 }
 
 pub async fn delete(state: &AppState, req: &Req) -> ApiResult<Reply> {

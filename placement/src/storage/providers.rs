@@ -114,10 +114,14 @@ pub async fn insert<C: ConnectionTrait>(
     )
     .await?;
     if parent.is_none() {
+        // Pointing a new root at itself is a second write of the row, which
+        // upstream's ORM stamps with an update time: a root provider has an
+        // `updated_at` from birth (a child has none), which shows in the
+        // `last-modified` of the first `PUT /resource_providers/{uuid}`.
         exec(
             conn,
-            "UPDATE resource_providers SET root_provider_id = ? WHERE id = ?",
-            vec![id.into(), id.into()],
+            "UPDATE resource_providers SET root_provider_id = ?, updated_at = ? WHERE id = ?",
+            vec![id.into(), now.into(), id.into()],
         )
         .await?;
     }
