@@ -134,6 +134,38 @@ impl ApiError {
         }
     }
 
+    /// The inside of the HTML error page's body, as webob lays it out for
+    /// clients that prefer HTML: the explanation, two line breaks, then the
+    /// message (escaped), each status with its own template.
+    pub fn html_detail(&self) -> String {
+        let detail = html_escape(&self.detail);
+        let media =
+            |m: &Option<String>, default: &str| html_escape(m.as_deref().unwrap_or(default));
+        match self.status {
+            405 => format!(
+                "The method {} is not allowed for this resource. <br /><br />\n{detail}",
+                media(&self.method, "GET")
+            ),
+            406 => format!(
+                "The resource could not be generated that was acceptable to your browser\n(content of type {}. <br /><br />\n{detail}",
+                media(&self.content_type, "")
+            ),
+            415 => format!(
+                "The request media type {} is not supported by this server.\n<br /><br />\n{detail}",
+                media(&self.content_type, "None")
+            ),
+            _ => {
+                let explanation = self
+                    .rendered_detail()
+                    .split("\n\n")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                format!("{}<br /><br />\n{detail}\n\n", html_escape(&explanation))
+            }
+        }
+    }
+
     /// The JSON body. `with_code` is true from microversion 1.23.
     pub fn body(
         &self,
@@ -156,6 +188,15 @@ impl ApiError {
         }
         json!({ "errors": [error] })
     }
+}
+
+/// Escapes text for HTML as Python's `html.escape` does (quotes included).
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
 }
 
 impl From<crate::storage::StorageError> for ApiError {

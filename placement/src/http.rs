@@ -285,7 +285,7 @@ async fn serve(
         Err(mut err) => {
             err.content_type = Some(header("accept").unwrap_or("*/*").to_string());
             let mut response = render_error_for(&err, None, request_id, accept);
-            if err.status == 406 && !wants_html(accept) {
+            if err.status == 406 && error_flavour(accept) == ErrorFlavour::Json {
                 let body = err.body(
                     false,
                     request_id,
@@ -425,17 +425,57 @@ fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     }
 }
 
-/// True when the client asked for HTML rather than JSON (webob then renders
-/// errors as an HTML page; we do the same for such clients only).
-fn wants_html(accept: &str) -> bool {
-    let lower = accept.to_ascii_lowercase();
-    lower.contains("text/html") && !lower.contains("application/json")
+/// How an error is rendered, following the client's `accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFlavour {
+    Json,
+    Html,
+    Plain,
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Upstream's choice: no `accept` (or exactly `*/*`) means JSON; otherwise
+/// the better of `text/html` and `application/json` by quality (HTML wins
+/// a tie), and plain text when neither is acceptable.
+pub fn error_flavour(accept: &str) -> ErrorFlavour {
+    let accept = accept.trim();
+    if accept.is_empty() || accept == "*/*" {
+        return ErrorFlavour::Json;
+    }
+    // The quality the header gives `offer`: that of its most specific match.
+    let quality = |offer: &str| -> f64 {
+        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
+        let mut best: Option<(u8, f64)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
+            let specificity = if range == offer {
+                3
+            } else if range == format!("{kind}/*") {
+                2
+            } else if range == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let html = quality("text/html");
+    let json = quality("application/json");
+    if html <= 0.0 && json <= 0.0 {
+        ErrorFlavour::Plain
+    } else if html >= json {
+        ErrorFlavour::Html
+    } else {
+        ErrorFlavour::Json
+    }
 }
 
 pub fn render_error_for(
@@ -444,7 +484,8 @@ pub fn render_error_for(
     request_id: &str,
     accept: &str,
 ) -> HttpResponse {
-    if !wants_html(accept) {
+    let flavour = error_flavour(accept);
+    if flavour == ErrorFlavour::Json {
         return render_error(err, version, request_id);
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -456,9 +497,14 @@ pub fn render_error_for(
         builder.insert_header((*name, value.as_str()));
     }
     let title = format!("{} {}", err.status, err.title());
-    let detail = html_escape(&err.rendered_detail()).replace("\n\n", "<br /><br />\n");
+    if flavour == ErrorFlavour::Plain {
+        return builder
+            .content_type("text/plain; charset=UTF-8")
+            .body(format!("{title}\n\n{}", err.rendered_detail()));
+    }
+    let detail = err.html_detail();
     builder.content_type("text/html; charset=UTF-8").body(format!(
-        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n\n\n </body>\n</html>"
+        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n </body>\n</html>"
     ))
 }
 

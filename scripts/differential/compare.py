@@ -74,7 +74,9 @@ def resolve(value, port):
 
 
 def send(step, port):
-    headers = {'accept': 'application/json'}
+    headers = {}
+    if step.accept is not None:
+        headers['accept'] = step.accept
     if step.token is not None:
         headers['x-auth-token'] = step.token
     if step.version is not None:

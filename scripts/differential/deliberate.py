@@ -103,12 +103,65 @@ def _duplicate_inventory_sql(step, upstream, ours):
                for a, b in pairs)
 
 
+def _touched_provider_update_time(step, upstream, ours):
+    """Changing a provider's aggregates without a generation (before 1.19)
+    or removing allocations from it stamps our provider row's update time
+    (the candidates cache finds changed providers by it); upstream leaves
+    the row alone. A child provider never updated otherwise then shows a
+    last-modified on its first `PUT /resource_providers/{uuid}` here and
+    none upstream."""
+    if step.kind != 'update_provider':
+        return False
+    left = dict(upstream, headers=dict(upstream['headers']))
+    right = dict(ours, headers=dict(ours['headers']))
+    if left['headers'].get('last-modified') is not False or \
+            right['headers'].get('last-modified') is not True:
+        return False
+    left['headers'].pop('last-modified')
+    right['headers'].pop('last-modified')
+    return left == right
+
+
+def _candidates_limit_choice(step, upstream, ours):
+    """`GET /allocation_candidates?...&limit=N` without randomisation keeps
+    the first N candidates in the order they were found; upstream's order
+    is its database's row order for the query (unspecified), ours is
+    provider creation order. Same status, same number of candidates."""
+    if step.kind != 'candidates' or 'limit=' not in step.path:
+        return False
+    if upstream['status'] != 200 or ours['status'] != 200 or \
+            upstream['headers'] != ours['headers']:
+        return False
+    left = upstream['body'].get('allocation_requests')
+    right = ours['body'].get('allocation_requests')
+    return isinstance(left, list) and isinstance(right, list) and \
+        len(left) == len(right)
+
+
+def _which_schema_error_first(step, upstream, ours):
+    """A body that both lacks a required field and has an unexpected one:
+    upstream reports whichever keyword comes first in its schema's dict
+    (an accident of how each microversion's schema was copied and
+    extended); we report the missing field first."""
+    pairs = _only_error_details_differ(upstream, ours)
+    if not pairs:
+        return False
+    kinds = ('is a required property', 'Additional properties are not')
+    return all('JSON does not validate: ' in a and
+               'JSON does not validate: ' in b and
+               any(k in a for k in kinds) and any(k in b for k in kinds)
+               for a, b in pairs)
+
+
 RULES = [
     ('D1', _unknown_inventory_field),
     ('D2', _invalid_inventory_lists),
     ('D3', _schema_dump_layout),
     ('D4', _json_parser_text),
     ('D5', _duplicate_inventory_sql),
+    ('D6', _touched_provider_update_time),
+    ('D7', _candidates_limit_choice),
+    ('D8', _which_schema_error_first),
 ]
 
 

@@ -54,6 +54,7 @@ class Step:
         self.token = token
         self.headers = dict(headers or {})
         self.raw_body = raw_body
+        self.accept = 'application/json'
 
     def describe(self):
         return '%s %s @%s' % (self.method, self.path, self.version or '-')
@@ -157,8 +158,8 @@ class Generator:
             body['parent_provider_uuid'] = parent
         bad = self.rng.random()
         if bad < 0.05 and self.providers:
-            body['name'] = self.providers[self.provider()]['name'] \
-                if self.providers else body['name']
+            body['name'] = self.providers[
+                self.pick(sorted(self.providers))]['name']
         elif bad < 0.08:
             body['uuid'] = 'not-a-uuid'
         elif bad < 0.10:
@@ -189,7 +190,8 @@ class Generator:
         query = []
         n = vnum(v)
         if self.providers and self.chance(0.2):
-            query.append('name=%s' % self.providers[self.provider()]['name'])
+            query.append('name=%s' % self.providers[
+                self.pick(sorted(self.providers))]['name'])
         if self.chance(0.15):
             query.append('uuid=%s' % self.provider(0.3))
         if n >= 3 and self.chance(0.2):
@@ -228,7 +230,7 @@ class Generator:
         self.counter += 1
         name = 'rp-%d-%d' % (self.seed, self.counter)
         if self.providers and self.chance(0.1):
-            name = self.providers[self.provider()]['name']
+            name = self.providers[self.pick(sorted(self.providers))]['name']
         body = {'name': name}
         if vnum(v) >= 14 and self.chance(0.3):
             info = self.providers.get(rp)
@@ -683,7 +685,19 @@ class Generator:
     # -------------------------------------------------- protocol-level errors
     def misc(self):
         rp = self.provider()
-        choice = self.rng.randint(0, 9)
+        choice = self.rng.randint(0, 11)
+        if choice >= 10:
+            # What comes back when the client asks for something else than
+            # JSON, or for nothing in particular.
+            accept = self.pick([None, '*/*', 'text/plain', 'text/html',
+                                'application/xml'])
+            path = self.pick(['/nothing', '/resource_providers/%s' % rp,
+                              '/resource_providers/%s/inventories' % rp,
+                              '/resource_classes/CUSTOM_NONE', '/traits'])
+            step = Step('accept_%s' % (accept or 'none'), self.pick(
+                ['GET', 'GET', 'DELETE']), path, self.version(minimum=7))
+            step.accept = accept
+            return step
         if choice == 0:
             return Step('unknown_route', 'GET', self.pick(
                 ['/nothing', '/resource_providers/%s/nothing' % rp,

@@ -83,7 +83,15 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
             .header("location", location)
             .modified(found.created_at));
     }
-    match store::create(state.db.conn(), name).await {
+    // In a write transaction: its commit bumps the write epoch, so cached
+    // candidate snapshots know the new trait at once.
+    let created = async {
+        let tx = state.db.begin_write().await?;
+        let created = store::create(&*tx, name).await?;
+        tx.commit().await?;
+        Ok::<_, crate::storage::StorageError>(created)
+    };
+    match created.await {
         Ok(created) => Ok(Reply::empty(201)
             .header("location", location)
             .modified(created.created_at)),

@@ -1,0 +1,594 @@
+//! Answers where the gabbi suite is silent but upstream Placement 16 is not:
+//! one test per root cause the differential (`scripts/placement-differential`)
+//! found. Each asserts what upstream answers to the same request.
+
+mod common;
+
+use common::{json, TestServer};
+use reqwest::Method;
+use serde_json::json as j;
+
+async fn create_provider(server: &TestServer, uuid: &str, name: &str) {
+    let status = server
+        .req(Method::POST, "/resource_providers", "1.20")
+        .json(&j!({"uuid": uuid, "name": name}))
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+}
+
+async fn generation(server: &TestServer, uuid: &str) -> i64 {
+    let (_, body) = json(
+        server
+            .req(Method::GET, &format!("/resource_providers/{uuid}"), "1.14")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    body["generation"].as_i64().expect("generation")
+}
+
+/// Root cause 1: upstream truncates `(total - reserved) * allocation_ratio`
+/// to a whole number before checking it, so a ratio that leaves less than
+/// one unit is a capacity of 0: refused before 1.26 by every inventory
+/// write, accepted from 1.26 (where reserved may equal total).
+async fn scenario_capacity_is_truncated(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-000000000001";
+    create_provider(server, rp, "capacity").await;
+    let record = j!({"allocation_ratio": 0.5, "step_size": 2, "total": 1});
+    let gen = generation(server, rp).await;
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.8",
+            )
+            .json(&j!({"resource_provider_generation": gen, "inventories": {"VCPU": record}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}: {body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("The reserved value is greater than or equal to total."),
+        "{kind}: {detail}"
+    );
+    let mut one = record.clone();
+    one["resource_class"] = j!("VCPU");
+    let (status, _) = json(
+        server
+            .req(
+                Method::POST,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.8",
+            )
+            .json(&one)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}: POST");
+    // Nothing was written, the generation did not move.
+    assert_eq!(generation(server, rp).await, gen, "{kind}");
+    // A whole unit after the ratio is fine at 1.8.
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.8",
+            )
+            .json(&j!({"resource_provider_generation": gen,
+                       "inventories": {"VCPU": {"allocation_ratio": 0.5, "total": 2}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}: {body}");
+    // The single-class PUT checks the same rule.
+    let (status, _) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories/VCPU"),
+                "1.8",
+            )
+            .json(
+                &j!({"resource_provider_generation": gen + 1, "total": 1, "allocation_ratio": 0.5}),
+            )
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}: PUT one");
+    // From 1.26 a capacity of 0 is allowed.
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories/VCPU"),
+                "1.26",
+            )
+            .json(
+                &j!({"resource_provider_generation": gen + 1, "total": 1, "allocation_ratio": 0.5}),
+            )
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}: {body}");
+}
+
+/// Root cause 5: a class upstream refused (root cause 1) never shows in
+/// the provider summaries of allocation candidates.
+async fn scenario_refused_class_not_in_summaries(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-000000000005";
+    create_provider(server, rp, "summaries").await;
+    let (status, _) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.8",
+            )
+            .json(&j!({"resource_provider_generation": 0, "inventories": {
+                "VCPU": {"total": 4},
+                "DISK_GB": {"allocation_ratio": 0.5, "step_size": 2, "total": 1}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}");
+    let (status, _) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.8",
+            )
+            .json(&j!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 4}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}");
+    let (status, body) = json(
+        server
+            .req(
+                Method::GET,
+                "/allocation_candidates?resources=VCPU:1",
+                "1.30",
+            )
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}: {body}");
+    let resources = &body["provider_summaries"][rp]["resources"];
+    assert_eq!(
+        resources,
+        &j!({"VCPU": {"capacity": 4, "used": 0}}),
+        "{kind}"
+    );
+}
+
+/// Root cause 2: errors upstream raises outside its handlers (routing,
+/// policy, an uncaught provider lookup) carry no `vary`; errors a handler
+/// returns, and successes, do.
+async fn scenario_vary_on_errors(server: &TestServer, kind: &str) {
+    let missing = "19000000-0000-0000-0000-00000000dead";
+    let get = |path: &str, token: &str| {
+        server
+            .http
+            .get(format!("{}{path}", server.base))
+            .header("x-auth-token", token)
+            .header("openstack-api-version", "placement 1.30")
+            .header("accept", "application/json")
+            .send()
+    };
+    for (path, token, status, vary) in [
+        ("/nothing/here", "admin", 404, false),
+        (
+            &*format!("/resource_providers/{missing}"),
+            "admin",
+            404,
+            false,
+        ),
+        ("/resource_classes/CUSTOM_NONE", "admin", 404, false),
+        ("/resource_providers", "user:project", 403, false),
+        // The inventory handlers catch the lookup and answer themselves.
+        (
+            &*format!("/resource_providers/{missing}/inventories"),
+            "admin",
+            404,
+            true,
+        ),
+        ("/resource_providers", "admin", 200, true),
+    ] {
+        let response = get(path, token).await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{kind}: {path}");
+        assert_eq!(
+            response.headers().get("vary").is_some(),
+            vary,
+            "{kind}: {path}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("openstack-api-version")
+                .and_then(|v| v.to_str().ok()),
+            Some("placement 1.30"),
+            "{kind}: {path}"
+        );
+    }
+}
+
+/// Root causes 3 and 4: no token is upstream's auth middleware's own JSON
+/// document; an unknown route is Placement's JSON error with no detail of
+/// its own (never an empty body).
+async fn scenario_401_and_404_bodies(server: &TestServer, kind: &str) {
+    let response = server
+        .http
+        .get(format!("{}/resource_providers", server.base))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 401, "{kind}");
+    assert!(response.headers().get("openstack-api-version").is_none());
+    let (_, body) = json(response).await;
+    assert_eq!(body["code"], "401 Unauthorized", "{kind}: {body}");
+    assert_eq!(body["title"], "Unauthorized", "{kind}: {body}");
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("This server could not verify")));
+    assert!(body.get("errors").is_none(), "{kind}: {body}");
+
+    for path in [
+        "/nothing",
+        "/traits/X/Y",
+        "/resource_providers/19000000-0000-0000-0000-000000000001/inventories/VCPU/x",
+    ] {
+        let response = server
+            .req(Method::GET, path, "1.30")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 404, "{kind}: {path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(content_type, "application/json", "{kind}: {path}");
+        let (_, body) = json(response).await;
+        assert_eq!(
+            body["errors"][0]["detail"], "The resource could not be found.\n\n   ",
+            "{kind}: {path}"
+        );
+        assert_eq!(body["errors"][0]["code"], "placement.undefined_code");
+    }
+}
+
+/// Root cause 6 (deliberate difference D1): an unknown top-level field in
+/// `PUT .../inventories` is a 500 upstream; we refuse it with a 400.
+async fn scenario_unknown_inventories_field(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-000000000006";
+    create_provider(server, rp, "unknown-field").await;
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.30",
+            )
+            .json(&j!({"resource_provider_generation": 0, "inventories": {}, "colour": "red"}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}: {body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("'colour' was unexpected"),
+        "{kind}: {detail}"
+    );
+}
+
+/// Found by the differential: setting the traits a provider already has,
+/// or deleting none, leaves the generation alone; an empty inventory list
+/// has no last-modified; the first update of a child provider has none
+/// either while a root provider's has one; every provider lacking
+/// inventory is named in the allocation error.
+async fn scenario_further_findings(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-000000000007";
+    let other = "19000000-0000-0000-0000-000000000008";
+    create_provider(server, rp, "further").await;
+    create_provider(server, other, "further-2").await;
+    for _ in 0..2 {
+        let (status, body) = json(
+            server
+                .req(
+                    Method::PUT,
+                    &format!("/resource_providers/{rp}/traits"),
+                    "1.30",
+                )
+                .json(&j!({"resource_provider_generation": 0, "traits": []}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 200, "{kind}: {body}");
+        assert_eq!(body["resource_provider_generation"], 0, "{kind}");
+    }
+    let status = server
+        .req(
+            Method::DELETE,
+            &format!("/resource_providers/{rp}/traits"),
+            "1.30",
+        )
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(status, 204);
+    assert_eq!(generation(server, rp).await, 0, "{kind}");
+
+    let response = server
+        .req(
+            Method::GET,
+            &format!("/resource_providers/{rp}/inventories"),
+            "1.30",
+        )
+        .send()
+        .await
+        .expect("send");
+    assert!(response.headers().get("last-modified").is_none(), "{kind}");
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-cache")
+    );
+
+    let child = "19000000-0000-0000-0000-000000000009";
+    let status = server
+        .req(Method::POST, "/resource_providers", "1.30")
+        .json(&j!({"uuid": child, "name": "child", "parent_provider_uuid": rp}))
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+    for (uuid, name, shown) in [
+        (child, "child-renamed", false),
+        (other, "other-renamed", true),
+    ] {
+        let response = server
+            .req(Method::PUT, &format!("/resource_providers/{uuid}"), "1.30")
+            .json(&j!({"name": name}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(
+            response.headers().get("last-modified").is_some(),
+            shown,
+            "{kind}: {name}"
+        );
+    }
+
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                "/allocations/19000000-0000-0000-0000-0000000000c1",
+                "1.30",
+            )
+            .json(&j!({"allocations": {
+                    rp: {"resources": {"VCPU": 1}},
+                    other: {"resources": {"VCPU": 1}}},
+                "project_id": "p", "user_id": "u", "consumer_generation": null}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 409, "{kind}: {body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("on resource provider '{rp}, {other}' invalid")),
+        "{kind}: {detail}"
+    );
+}
+
+/// Found by the differential: errors follow the client's `accept` as
+/// upstream's web framework renders them (plain text when neither JSON nor
+/// HTML is acceptable, JSON without a header or for `*/*`).
+async fn scenario_error_flavours(server: &TestServer, kind: &str) {
+    for (accept, content_type, starts) in [
+        (None, "application/json", "{"),
+        (Some("*/*"), "application/json", "{"),
+        (
+            Some("text/plain"),
+            "text/plain; charset=UTF-8",
+            "404 Not Found\n\nThe resource could not be found.\n\n   ",
+        ),
+        (
+            Some("application/xml"),
+            "text/plain; charset=UTF-8",
+            "404 Not Found",
+        ),
+        (Some("text/html"), "text/html; charset=UTF-8", "<html>"),
+        (Some("text/*"), "text/html; charset=UTF-8", "<html>"),
+        (Some("application/*"), "application/json", "{"),
+    ] {
+        let mut request = server
+            .http
+            .get(format!("{}/nothing", server.base))
+            .header("x-auth-token", "admin");
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status().as_u16(), 404);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some(content_type),
+            "{kind}: {accept:?}"
+        );
+        let text = response.text().await.unwrap_or_default();
+        assert!(text.starts_with(starts), "{kind}: {accept:?}: {text:?}");
+    }
+    let page = server
+        .http
+        .get(format!("{}/nothing", server.base))
+        .header("x-auth-token", "admin")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        page.contains("  The resource could not be found.<br /><br />\n\n\n\n </body>"),
+        "{kind}: {page:?}"
+    );
+}
+
+/// Found by the differential: the 400 for a malformed microversion ends
+/// with the reason Python gave, as upstream's does.
+async fn scenario_microversion_messages(server: &TestServer, kind: &str) {
+    for (header, reason) in [
+        ("1.", "invalid literal for int() with base 10: ''"),
+        ("x.y", "invalid literal for int() with base 10: 'x'"),
+        (
+            "1",
+            "Version.__new__() missing 1 required positional argument: 'minor'",
+        ),
+    ] {
+        let (status, body) = json(
+            server
+                .req(Method::GET, "/resource_providers", header)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 400, "{kind}: {header}");
+        let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("invalid version string: {header}; {reason}")),
+            "{kind}: {detail}"
+        );
+    }
+}
+
+/// Found by the differential: a class or trait created a moment ago is
+/// known to allocation candidates at once (its creation bumps the write
+/// epoch the cached snapshot follows); an unknown class in a later request
+/// group is only an error when the earlier groups have candidates.
+async fn scenario_candidates_know_new_names(server: &TestServer, kind: &str) {
+    // Warm the candidates cache first.
+    let get = |query: &str| {
+        server
+            .req(
+                Method::GET,
+                &format!("/allocation_candidates?{query}"),
+                "1.33",
+            )
+            .send()
+    };
+    let (status, _) = json(get("resources=VCPU:1").await.expect("send")).await;
+    assert_eq!(status, 200, "{kind}");
+    let status = server
+        .req(Method::POST, "/resource_classes", "1.2")
+        .json(&j!({"name": "CUSTOM_FRESH"}))
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(status, 201);
+    let status = server
+        .req(Method::PUT, "/traits/CUSTOM_FRESH_TRAIT", "1.6")
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16();
+    assert_eq!(status, 201);
+    let (status, body) = json(
+        get("resources=CUSTOM_FRESH:1&required=CUSTOM_FRESH_TRAIT")
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}: {body}");
+    assert_eq!(body["allocation_requests"], j!([]), "{kind}");
+
+    // No provider has CUSTOM_FRESH: the unsuffixed group matches nothing,
+    // so the unknown class of group 1 is never looked at.
+    let (status, body) = json(
+        get("resources=CUSTOM_FRESH:1&resources1=CUSTOM_NOPE:1&group_policy=none")
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}: {body}");
+    assert_eq!(
+        body,
+        j!({"allocation_requests": [], "provider_summaries": {}})
+    );
+    // Group 1 alone would be refused.
+    let (status, _) = json(
+        get("resources=VCPU:1&resources1=CUSTOM_NOPE:1&group_policy=none")
+            .await
+            .expect("send"),
+    )
+    .await;
+    // VCPU has providers here (earlier scenarios), so the unknown class is
+    // reached and refused.
+    assert_eq!(status, 400, "{kind}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_as_upstream_where_gabbi_is_silent() {
+    for kind in common::backends() {
+        let server = TestServer::start(kind).await;
+        scenario_capacity_is_truncated(&server, kind).await;
+        scenario_refused_class_not_in_summaries(&server, kind).await;
+        scenario_vary_on_errors(&server, kind).await;
+        scenario_401_and_404_bodies(&server, kind).await;
+        scenario_unknown_inventories_field(&server, kind).await;
+        scenario_further_findings(&server, kind).await;
+        scenario_error_flavours(&server, kind).await;
+        scenario_microversion_messages(&server, kind).await;
+        scenario_candidates_know_new_names(&server, kind).await;
+        server.stop().await;
+    }
+}
