@@ -285,18 +285,38 @@ async fn scenario_401_and_404_bodies(server: &TestServer, kind: &str) {
     }
 }
 
-/// Root cause 6 (deliberate difference D1): an unknown top-level field in
-/// `PUT .../inventories` is a 500 upstream; we refuse it with a 400.
+/// Root cause 6 (deliberate difference D1): upstream crashes (500) on a
+/// key of `inventories` that is no class name when its value is not a
+/// record; we answer its 400 "Unknown resource class" whatever the value.
+/// A real unknown top-level field is a 400 on both sides.
 async fn scenario_unknown_inventories_field(server: &TestServer, kind: &str) {
     let rp = "19000000-0000-0000-0000-000000000006";
     create_provider(server, rp, "unknown-field").await;
+    let path = format!("/resource_providers/{rp}/inventories");
+    for inventories in [
+        j!({"vcpu": 5}),
+        j!({"VCPU": {"total": 1}, "x-y": []}),
+        j!({"vcpu": {"total": 1}}),
+    ] {
+        let (status, body) = json(
+            server
+                .req(Method::PUT, &path, "1.30")
+                .json(&j!({"resource_provider_generation": 0, "inventories": inventories}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 400, "{kind}: {body}");
+        let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("Unknown resource class in inventory"),
+            "{kind}: {detail}"
+        );
+    }
     let (status, body) = json(
         server
-            .req(
-                Method::PUT,
-                &format!("/resource_providers/{rp}/inventories"),
-                "1.30",
-            )
+            .req(Method::PUT, &path, "1.30")
             .json(&j!({"resource_provider_generation": 0, "inventories": {}, "colour": "red"}))
             .send()
             .await
@@ -309,6 +329,7 @@ async fn scenario_unknown_inventories_field(server: &TestServer, kind: &str) {
         detail.contains("'colour' was unexpected"),
         "{kind}: {detail}"
     );
+    assert_eq!(generation(server, rp).await, 0, "{kind}");
 }
 
 /// Found by the differential: setting the traits a provider already has,

@@ -316,6 +316,10 @@ class Generator:
             del body['resource_provider_generation']
         elif bad < 0.08:
             body['colour'] = 'red'
+        elif bad < 0.11:
+            # A key that is no class name, with or without a record.
+            invs[self.pick(['vcpu', 'x-y', 'Disk'])] = self.pick(
+                [5, [], {'total': 1}, 'x'])
         step = Step('put_inventories', 'PUT',
                     '/resource_providers/%s/inventories' % rp, v, body)
 
