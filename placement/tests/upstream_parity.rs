@@ -597,6 +597,89 @@ async fn scenario_candidates_know_new_names(server: &TestServer, kind: &str) {
     assert_eq!(status, 400, "{kind}");
 }
 
+/// Found by the differential: replacing inventories with an unknown class
+/// while dropping a class in use is refused for the unknown class (400),
+/// as upstream looks the names up first, not for the class in use (409).
+async fn scenario_unknown_class_before_in_use(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-00000000000a";
+    create_provider(server, rp, "in-use").await;
+    let path = format!("/resource_providers/{rp}/inventories");
+    let (status, _) = json(
+        server
+            .req(Method::PUT, &path, "1.30")
+            .json(&j!({"resource_provider_generation": 0, "inventories": {"IPV4_ADDRESS": {"total": 4}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}");
+    let (status, body) = json(
+        server
+            .req(
+                Method::PUT,
+                "/allocations/19000000-0000-0000-0000-0000000000c9",
+                "1.30",
+            )
+            .json(
+                &j!({"allocations": {rp: {"resources": {"IPV4_ADDRESS": 1}}},
+                       "project_id": "p", "user_id": "u", "consumer_generation": null}),
+            )
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 204, "{kind}: {body}");
+    let gen = generation(server, rp).await;
+    let (status, body) = json(
+        server
+            .req(Method::PUT, &path, "1.30")
+            .json(&j!({"resource_provider_generation": gen, "inventories": {"CUSTOM_MISSING": {"total": 1}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 400, "{kind}: {body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("No such resource class CUSTOM_MISSING."),
+        "{kind}: {detail}"
+    );
+}
+
+/// Found by the differential: `GET /resource_providers` answers "none"
+/// for a missing `in_tree` provider, or required traits no provider has,
+/// before it looks at the class names of `resources` (as upstream does);
+/// otherwise an unknown class is a 400.
+async fn scenario_provider_list_short_circuits(server: &TestServer, kind: &str) {
+    let missing = "19000000-0000-0000-0000-0000000000ff";
+    for (query, status) in [
+        (format!("resources=CUSTOM_NOPE:1&in_tree={missing}"), 200),
+        (
+            "resources=CUSTOM_NOPE:1&required=HW_NIC_SRIOV".to_string(),
+            200,
+        ),
+        (format!("resources=CUSTOM_NOPE:1&member_of={missing}"), 200),
+        ("resources=CUSTOM_NOPE:1".to_string(), 400),
+        (format!("required=CUSTOM_NO_TRAIT&in_tree={missing}"), 200),
+    ] {
+        let (got, body) = json(
+            server
+                .req(Method::GET, &format!("/resource_providers?{query}"), "1.35")
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(got, status, "{kind}: {query}: {body}");
+        if status == 200 {
+            assert_eq!(body, j!({"resource_providers": []}), "{kind}: {query}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_as_upstream_where_gabbi_is_silent() {
     for kind in common::backends() {
@@ -610,6 +693,8 @@ async fn answers_as_upstream_where_gabbi_is_silent() {
         scenario_error_flavours(&server, kind).await;
         scenario_microversion_messages(&server, kind).await;
         scenario_candidates_know_new_names(&server, kind).await;
+        scenario_unknown_class_before_in_use(&server, kind).await;
+        scenario_provider_list_short_circuits(&server, kind).await;
         server.stop().await;
     }
 }

@@ -15,8 +15,8 @@ def _unknown_inventory_field(step, upstream, ours):
     resource class name (say `vcpu` or `x-y`) escapes upstream's schema,
     whose records are only checked under class-shaped keys. When its value
     is not an inventory record upstream's handler crashes on it (500); we
-    answer 400 "Unknown resource class ..." as upstream does when the value
-    happens to be a record."""
+    answer what upstream answers when the value happens to be a record:
+    400 "Unknown resource class ..." (or 409 when the generation is stale)."""
     if step.kind != 'put_inventories' or not isinstance(step.body, dict):
         return False
     inventories = step.body.get('inventories')
@@ -24,7 +24,7 @@ def _unknown_inventory_field(step, upstream, ours):
         return False
     odd = [k for k in inventories if not re.match(r'^[A-Z0-9_]+$', k)]
     return (bool(odd) and upstream['status'] == 500
-            and ours['status'] == 400)
+            and ours['status'] in (400, 409))
 
 
 def _only_error_details_differ(upstream, ours):
@@ -152,10 +152,16 @@ def _which_schema_error_first(step, upstream, ours):
     pairs = _only_error_details_differ(upstream, ours)
     if not pairs:
         return False
-    kinds = ('is a required property', 'Additional properties are not')
+    required = 'is a required property'
+    additional = 'Additional properties are not allowed'
+
+    def first(text):
+        # The message right after the prefix, before the schema dump.
+        return text.split('JSON does not validate: ', 1)[-1].split(
+            'Failed validating', 1)[0]
     return all('JSON does not validate: ' in a and
                'JSON does not validate: ' in b and
-               any(k in a for k in kinds) and any(k in b for k in kinds)
+               additional in first(a) and required in first(b)
                for a, b in pairs)
 
 

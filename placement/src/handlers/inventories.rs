@@ -245,6 +245,16 @@ pub async fn replace_in_tx(
         .chain(removed.iter().map(|s| s.to_string()))
         .collect();
     let ids = resource_classes::ids_by_name(&**tx, &names).await?;
+    // An unknown class is refused before a class in use, as upstream looks
+    // the names up before it compares the inventories.
+    for class in wanted.keys() {
+        if !ids.contains_key(class) {
+            return Err(ApiError::bad_request(format!(
+                "Unknown resource class in inventory for resource provider {}: No such resource class {class}.",
+                provider.uuid
+            )));
+        }
+    }
     // Named in class-id order, as upstream's grouped query lists them.
     let mut in_use: Vec<&str> = removed
         .iter()
@@ -259,14 +269,6 @@ pub async fn replace_in_tx(
             provider.uuid
         ))
         .with_code(codes::INVENTORY_INUSE));
-    }
-    for class in wanted.keys() {
-        if !ids.contains_key(class) {
-            return Err(ApiError::bad_request(format!(
-                "Unknown resource class in inventory for resource provider {}: No such resource class {class}.",
-                provider.uuid
-            )));
-        }
     }
     for class in removed {
         if let Some(id) = ids.get(class) {
