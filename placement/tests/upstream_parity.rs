@@ -237,10 +237,9 @@ async fn scenario_vary_on_errors(server: &TestServer, kind: &str) {
     }
 }
 
-/// Root causes 3 and 4: no token is upstream's auth middleware's own JSON
-/// document; an unknown route is Placement's JSON error with no detail of
-/// its own (never an empty body).
-async fn scenario_401_and_404_bodies(server: &TestServer, kind: &str) {
+/// Root cause 3: no token is upstream's auth middleware's own JSON
+/// document, not Placement's `errors` list.
+async fn scenario_401_body(server: &TestServer, kind: &str) {
     let response = server
         .http
         .get(format!("{}/resource_providers", server.base))
@@ -257,7 +256,11 @@ async fn scenario_401_and_404_bodies(server: &TestServer, kind: &str) {
         .as_str()
         .is_some_and(|m| m.starts_with("This server could not verify")));
     assert!(body.get("errors").is_none(), "{kind}: {body}");
+}
 
+/// Root cause 4: an unknown route is Placement's JSON error with no detail
+/// of its own, never an empty body without a content type.
+async fn scenario_404_body(server: &TestServer, kind: &str) {
     for path in [
         "/nothing",
         "/traits/X/Y",
@@ -534,6 +537,22 @@ async fn scenario_microversion_messages(server: &TestServer, kind: &str) {
 /// epoch the cached snapshot follows); an unknown class in a later request
 /// group is only an error when the earlier groups have candidates.
 async fn scenario_candidates_know_new_names(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-00000000000b";
+    create_provider(server, rp, "vcpu-host").await;
+    let (status, _) = json(
+        server
+            .req(
+                Method::PUT,
+                &format!("/resource_providers/{rp}/inventories"),
+                "1.30",
+            )
+            .json(&j!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 4}}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{kind}");
     // Warm the candidates cache first.
     let get = |query: &str| {
         server
@@ -592,8 +611,7 @@ async fn scenario_candidates_know_new_names(server: &TestServer, kind: &str) {
             .expect("send"),
     )
     .await;
-    // VCPU has providers here (earlier scenarios), so the unknown class is
-    // reached and refused.
+    // VCPU has a provider, so the unknown class is reached and refused.
     assert_eq!(status, 400, "{kind}");
 }
 
@@ -680,21 +698,56 @@ async fn scenario_provider_list_short_circuits(server: &TestServer, kind: &str) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_as_upstream_where_gabbi_is_silent() {
-    for kind in common::backends() {
-        let server = TestServer::start(kind).await;
-        scenario_capacity_is_truncated(&server, kind).await;
-        scenario_refused_class_not_in_summaries(&server, kind).await;
-        scenario_vary_on_errors(&server, kind).await;
-        scenario_401_and_404_bodies(&server, kind).await;
-        scenario_unknown_inventories_field(&server, kind).await;
-        scenario_further_findings(&server, kind).await;
-        scenario_error_flavours(&server, kind).await;
-        scenario_microversion_messages(&server, kind).await;
-        scenario_candidates_know_new_names(&server, kind).await;
-        scenario_unknown_class_before_in_use(&server, kind).await;
-        scenario_provider_list_short_circuits(&server, kind).await;
-        server.stop().await;
-    }
+/// One test per finding, each on a fresh server per configured backend.
+macro_rules! parity_test {
+    ($name:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for kind in common::backends() {
+                let server = TestServer::start(kind).await;
+                $scenario(&server, kind).await;
+                server.stop().await;
+            }
+        }
+    };
 }
+
+parity_test!(
+    rc1_inventory_capacity_is_truncated,
+    scenario_capacity_is_truncated
+);
+parity_test!(
+    rc2_no_vary_on_errors_raised_outside_handlers,
+    scenario_vary_on_errors
+);
+parity_test!(rc3_401_is_the_auth_middleware_document, scenario_401_body);
+parity_test!(rc4_unknown_route_404_has_a_json_body, scenario_404_body);
+parity_test!(
+    rc5_refused_class_not_in_candidate_summaries,
+    scenario_refused_class_not_in_summaries
+);
+parity_test!(
+    rc6_non_class_inventory_key_is_a_400,
+    scenario_unknown_inventories_field
+);
+parity_test!(
+    traits_noop_generation_last_modified_and_missing_inventory,
+    scenario_further_findings
+);
+parity_test!(errors_follow_the_accept_header, scenario_error_flavours);
+parity_test!(
+    malformed_microversion_reason,
+    scenario_microversion_messages
+);
+parity_test!(
+    candidates_know_new_names_and_stop_at_empty_group,
+    scenario_candidates_know_new_names
+);
+parity_test!(
+    unknown_class_refused_before_class_in_use,
+    scenario_unknown_class_before_in_use
+);
+parity_test!(
+    provider_list_short_circuits_before_class_names,
+    scenario_provider_list_short_circuits
+);
