@@ -96,7 +96,10 @@ impl Req {
         let text = std::str::from_utf8(&self.body)
             .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(format!("Malformed JSON: {}", python_json_error(&e)))
+            // Python's explanation, as upstream gives it; serde_json's when
+            // the Python-style scan finds nothing to say.
+            let reason = crate::pyjson::describe_error(text).unwrap_or_else(|| e.to_string());
+            ApiError::bad_request(format!("Malformed JSON: {reason}"))
         })?;
         crate::schema::validate(&value, schema)
             .map_err(|m| ApiError::bad_request(format!("JSON does not validate: {m}")))?;
@@ -128,12 +131,6 @@ fn contains_nul(value: &Value) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
         _ => false,
     }
-}
-
-/// Python's json error texts are what clients see; ours are close enough to
-/// read the same ("Expecting value: line 1 column 1 (char 0)").
-fn python_json_error(err: &serde_json::Error) -> String {
-    format!("{err}")
 }
 
 /// What a handler returns.

@@ -698,6 +698,41 @@ async fn scenario_provider_list_short_circuits(server: &TestServer, kind: &str) 
     }
 }
 
+/// Found by the differential: a body that is not JSON is explained in
+/// Python's json module's words, as upstream explains it.
+async fn scenario_malformed_json_reason(server: &TestServer, kind: &str) {
+    let rp = "19000000-0000-0000-0000-00000000000c";
+    create_provider(server, rp, "malformed").await;
+    for (body, reason) in [
+        ("{\"name\": ", "Expecting value: line 1 column 10 (char 9)"),
+        (
+            "{\"name\": \"x\",}",
+            "Expecting property name enclosed in double quotes: line 1 column 14 (char 13)",
+        ),
+        (
+            "{\"name\": \"x\"} y",
+            "Extra data: line 1 column 15 (char 14)",
+        ),
+    ] {
+        let (status, response) = json(
+            server
+                .req(Method::PUT, &format!("/resource_providers/{rp}"), "1.30")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 400, "{kind}: {body}");
+        let detail = response["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("Malformed JSON: {reason}")),
+            "{kind}: {detail}"
+        );
+    }
+}
+
 /// One test per finding, each on a fresh server per configured backend.
 macro_rules! parity_test {
     ($name:ident, $scenario:ident) => {
@@ -750,4 +785,8 @@ parity_test!(
 parity_test!(
     provider_list_short_circuits_before_class_names,
     scenario_provider_list_short_circuits
+);
+parity_test!(
+    malformed_json_explained_as_python_does,
+    scenario_malformed_json_reason
 );

@@ -731,7 +731,11 @@ class Generator:
                         headers={'content-type': 'text/plain'})
         if choice == 6:
             return Step('bad_json', 'PUT', '/resource_providers/%s' % rp,
-                        self.version(), raw_body=b'{"name": ',
+                        self.version(), raw_body=self.pick([
+                            b'{"name": ', b'{"name" "x"}', b'{"name": "x",}',
+                            b'{"name": "x"} y', b'["x" "y"]', b'{"name": tru}',
+                            b'{"name": "a\\qb"}', b'{\n "name":\n 01}',
+                            b'{"name": NaN}']),
                         headers={'content-type': 'application/json'})
         if choice == 7:
             return Step('root', 'GET', '/', self.version())
