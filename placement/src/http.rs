@@ -72,7 +72,10 @@ impl Req {
             target.insert("project_id", project.clone());
         }
         target.insert("user_id", self.creds.user_id.clone());
-        state.policy.authorize(action, &self.creds, &target)
+        state
+            .policy
+            .authorize(action, &self.creds, &target)
+            .map_err(ApiError::outside_handler)
     }
 
     /// Upstream's `require_content('application/json')`.
@@ -96,7 +99,10 @@ impl Req {
         let text = std::str::from_utf8(&self.body)
             .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(format!("Malformed JSON: {}", python_json_error(&e)))
+            // Python's explanation, as upstream gives it; serde_json's when
+            // the Python-style scan finds nothing to say.
+            let reason = crate::pyjson::describe_error(text).unwrap_or_else(|| e.to_string());
+            ApiError::bad_request(format!("Malformed JSON: {reason}"))
         })?;
         self.json_limits
             .check(&value)
@@ -131,12 +137,6 @@ fn contains_nul(value: &Value) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
         _ => false,
     }
-}
-
-/// Python's json error texts are what clients see; ours are close enough to
-/// read the same ("Expecting value: line 1 column 1 (char 0)").
-fn python_json_error(err: &serde_json::Error) -> String {
-    format!("{err}")
 }
 
 /// What a handler returns.
@@ -301,7 +301,7 @@ async fn serve(
             header("openstack-system-scope"),
         ) {
             Some(creds) => creds,
-            None => return error_response(ApiError::new(401, ""), None),
+            None => return unauthorized(),
         }
     };
 
@@ -317,7 +317,7 @@ async fn serve(
         Err(mut err) => {
             err.content_type = Some(header("accept").unwrap_or("*/*").to_string());
             let mut response = render_error_for(&err, None, request_id, accept);
-            if err.status == 406 && !wants_html(accept) {
+            if err.status == 406 && error_flavour(accept) == ErrorFlavour::Json {
                 let body = err.body(
                     false,
                     request_id,
@@ -351,7 +351,8 @@ async fn serve(
     // Content-length without content-type is refused, as upstream does.
     if !body.is_empty() && header("content-type").is_none_or(|c| c.trim().is_empty()) {
         return error_response(
-            ApiError::bad_request("content-type header required when content-length > 0"),
+            ApiError::bad_request("content-type header required when content-length > 0")
+                .outside_handler(),
             Some(version),
         );
     }
@@ -359,10 +360,8 @@ async fn serve(
     let route = match handlers::route(&method, &path) {
         RouteMatch::Found(route) => route,
         RouteMatch::NotFound => {
-            return error_response(
-                ApiError::not_found("The resource could not be found."),
-                Some(version),
-            )
+            // Upstream's router raises a bare 404: no detail of its own.
+            return error_response(ApiError::not_found("").outside_handler(), Some(version));
         }
         RouteMatch::MethodNotAllowed(allowed) => {
             let mut err = ApiError::new(
@@ -422,6 +421,20 @@ async fn serve(
     }
 }
 
+/// A request without a token. Upstream's auth middleware answers before
+/// Placement's own error formatting (and microversion handling) is reached,
+/// with the web framework's stock JSON error document; so do we.
+fn unauthorized() -> HttpResponse {
+    let body = serde_json::json!({
+        "code": "401 Unauthorized",
+        "title": "Unauthorized",
+        "message": "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.<br /><br />\n\n\n",
+    });
+    HttpResponse::build(StatusCode::UNAUTHORIZED)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
 fn accepts_json(accept: &str) -> bool {
     accept.split(',').any(|item| {
         let mut parts = item.split(';');
@@ -439,15 +452,17 @@ fn accepts_json(accept: &str) -> bool {
     })
 }
 
-fn version_headers(builder: &mut HttpResponseBuilder, version: Version) {
+fn version_headers(builder: &mut HttpResponseBuilder, version: Version, vary: bool) {
     builder.insert_header(("openstack-api-version", format!("placement {version}")));
-    builder.insert_header(("vary", "openstack-api-version"));
+    if vary {
+        builder.insert_header(("vary", "openstack-api-version"));
+    }
 }
 
 fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
-    version_headers(&mut builder, version);
+    version_headers(&mut builder, version, true);
     for (name, value) in &reply.headers {
         builder.insert_header((*name, value.as_str()));
     }
@@ -465,17 +480,57 @@ fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     }
 }
 
-/// True when the client asked for HTML rather than JSON (webob then renders
-/// errors as an HTML page; we do the same for such clients only).
-fn wants_html(accept: &str) -> bool {
-    let lower = accept.to_ascii_lowercase();
-    lower.contains("text/html") && !lower.contains("application/json")
+/// How an error is rendered, following the client's `accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFlavour {
+    Json,
+    Html,
+    Plain,
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Upstream's choice: no `accept` (or exactly `*/*`) means JSON; otherwise
+/// the better of `text/html` and `application/json` by quality (HTML wins
+/// a tie), and plain text when neither is acceptable.
+pub fn error_flavour(accept: &str) -> ErrorFlavour {
+    let accept = accept.trim();
+    if accept.is_empty() || accept == "*/*" {
+        return ErrorFlavour::Json;
+    }
+    // The quality the header gives `offer`: that of its most specific match.
+    let quality = |offer: &str| -> f64 {
+        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
+        let mut best: Option<(u8, f64)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
+            let specificity = if range == offer {
+                3
+            } else if range == format!("{kind}/*") {
+                2
+            } else if range == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let html = quality("text/html");
+    let json = quality("application/json");
+    if html <= 0.0 && json <= 0.0 {
+        ErrorFlavour::Plain
+    } else if html >= json {
+        ErrorFlavour::Html
+    } else {
+        ErrorFlavour::Json
+    }
 }
 
 pub fn render_error_for(
@@ -484,21 +539,27 @@ pub fn render_error_for(
     request_id: &str,
     accept: &str,
 ) -> HttpResponse {
-    if !wants_html(accept) {
+    let flavour = error_flavour(accept);
+    if flavour == ErrorFlavour::Json {
         return render_error(err, version, request_id);
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));
     }
     let title = format!("{} {}", err.status, err.title());
-    let detail = html_escape(&err.rendered_detail()).replace("\n\n", "<br /><br />\n");
+    if flavour == ErrorFlavour::Plain {
+        return builder
+            .content_type("text/plain; charset=UTF-8")
+            .body(format!("{title}\n\n{}", err.rendered_detail()));
+    }
+    let detail = err.html_detail();
     builder.content_type("text/html; charset=UTF-8").body(format!(
-        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n\n\n </body>\n</html>"
+        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n </body>\n</html>"
     ))
 }
 
@@ -510,7 +571,7 @@ pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) 
     let mut builder = HttpResponse::build(status);
     let with_code = version.is_some_and(|v| v.at_least(23));
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));

@@ -20,6 +20,7 @@ pub mod handlers;
 pub mod http;
 pub mod microversion;
 pub mod policy;
+pub mod pyjson;
 pub mod schema;
 pub mod storage;
 
