@@ -14,6 +14,8 @@ use crate::Shared;
 
 const CUSTOM_MEDIA_TYPE: &str = "application/vnd.openstack.ironic-python-agent.v1+json";
 const DOCS_URL: &str = "https://docs.openstack.org/ironic-python-agent";
+/// The header carrying the agent token on command requests.
+pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
 
 fn reply(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
@@ -161,7 +163,14 @@ pub async fn entry(req: HttpRequest, body: Bytes, shared: Data<Arc<Shared>>) -> 
             ok(&json!({ "started_at": shared.started_at, "version": crate::AGENT_VERSION }))
         }
         Route::Commands | Route::Command(_) => {
-            let token = query_param(&req, "agent_token");
+            // Our conductor sends the token in a header; upstream's
+            // conductor in the query string, which is still accepted.
+            let token = req
+                .headers()
+                .get(AGENT_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| query_param(&req, "agent_token"));
             if !shared.validate_token(token.as_deref()) {
                 shared.log.warn(format!(
                     "refused {method} {path}: missing or invalid agent token"

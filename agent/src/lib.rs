@@ -185,7 +185,10 @@ impl Shared {
     /// one (no lookup yet) every command is refused.
     pub(crate) fn validate_token(&self, given: Option<&str>) -> bool {
         match (given.filter(|t| !t.is_empty()), self.token()) {
-            (Some(given), Some(ours)) => given == ours,
+            (Some(given), Some(ours)) => {
+                use subtle::ConstantTimeEq;
+                given.as_bytes().ct_eq(ours.as_bytes()).into()
+            }
             _ => false,
         }
     }

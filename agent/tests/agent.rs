@@ -197,6 +197,45 @@ async fn commands_need_the_agent_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_travels_in_a_header() {
+    let conductor = FakeConductor::start(30.0).await;
+    let run = start_agent(&conductor, fast()).await;
+    run.wait_for_token().await;
+    let send = |token: &'static str| {
+        run.http
+            .post(run.url("/v1/commands/"))
+            .query(&[("wait", "true")])
+            .header("X-Agent-Token", token)
+            .json(&json!({"name": "standby.sync", "params": {}}))
+            .send()
+    };
+    let response = send(TOKEN).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let response = send("wrong-token-wrong-token-wrong-token-0").await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let listed = run
+        .http
+        .get(run.url("/v1/commands/"))
+        .header("X-Agent-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status().as_u16(), 200);
+    // A wrong header is not rescued by a right query string.
+    let response = run
+        .http
+        .get(run.url("/v1/commands/"))
+        .query(&[("agent_token", TOKEN)])
+        .header("X-Agent-Token", "wrong-token-wrong-token-wrong-token-0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    run.agent.stop().await;
+    conductor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_agent_refuses_and_async_commands_are_polled() {
     let conductor = FakeConductor::start(30.0).await;
     let gate = Arc::new(tokio::sync::Notify::new());

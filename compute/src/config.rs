@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ferrite_service_kit::{JsonLimits, QueryLimits, RateLimitConfig};
 use serde::Deserialize;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8774";
@@ -50,11 +51,23 @@ pub struct Config {
     pub peers: Vec<String>,
     /// Availability zone reported for servers.
     pub default_availability_zone: String,
-    /// Base URL used in links when set (else taken from the request's Host).
+    /// Base URL used in links when set.
     pub public_endpoint: Option<String>,
     /// URL schemes images may be registered and deployed with; http(s) by
     /// default, since the conductor fetches whatever an image names.
     pub image_url_schemes: Vec<String>,
+    /// Without `public_endpoint`, build links from the request's `Host`
+    /// header instead of the address the request arrived on.
+    pub trust_host_header: bool,
+    /// Largest request body (upstream's `[oslo_middleware]
+    /// max_request_body_size`, 112 KiB); larger ones are 413 `overLimit`.
+    pub max_request_body_bytes: usize,
+    /// Bounds of JSON bodies (`[json_limits]`).
+    pub json_limits: JsonLimits,
+    /// Bounds of query strings (`[query_limits]`).
+    pub query_limits: QueryLimits,
+    /// Per-client rate limit of the API (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Config {
@@ -81,6 +94,11 @@ impl Config {
             default_availability_zone: "nova".to_string(),
             public_endpoint: None,
             image_url_schemes: vec!["http".to_string(), "https".to_string()],
+            trust_host_header: false,
+            max_request_body_bytes: 114_688,
+            json_limits: JsonLimits::default(),
+            query_limits: QueryLimits::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 
@@ -133,6 +151,11 @@ pub struct FileConfig {
     pub default_availability_zone: Option<String>,
     pub public_endpoint: Option<String>,
     pub image_url_schemes: Option<Vec<String>>,
+    pub trust_host_header: Option<bool>,
+    pub max_request_body_bytes: Option<usize>,
+    pub json_limits: Option<JsonLimits>,
+    pub query_limits: Option<QueryLimits>,
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// Flags and environment (clap resolves both), the highest layer.
@@ -253,6 +276,21 @@ impl Config {
         if let Some(schemes) = file_config.image_url_schemes {
             config.image_url_schemes = schemes.iter().map(|s| s.to_ascii_lowercase()).collect();
         }
+        if let Some(trust) = file_config.trust_host_header {
+            config.trust_host_header = trust;
+        }
+        if let Some(n) = file_config.max_request_body_bytes {
+            config.max_request_body_bytes = n;
+        }
+        if let Some(limits) = file_config.json_limits {
+            config.json_limits = limits;
+        }
+        if let Some(limits) = file_config.query_limits {
+            config.query_limits = limits;
+        }
+        if let Some(limit) = file_config.rate_limit {
+            config.rate_limit = limit;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -289,6 +327,15 @@ impl Config {
                 "max_attempts must be between 1 and 100".into(),
             ));
         }
+        if self.max_request_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_request_body_bytes must be positive".into(),
+            ));
+        }
+        self.json_limits.validate().map_err(ConfigError::Invalid)?;
+        self.rate_limit
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[rate_limit] {e}")))?;
         if self.max_placement_results == 0 {
             return Err(ConfigError::Invalid(
                 "max_placement_results must be positive".into(),

@@ -85,10 +85,31 @@ impl ApiError {
     pub fn body(&self) -> Value {
         json!({ fault_name(self.status): { "code": self.status, "message": self.message } })
     }
+
+    /// Nova's rate-limit fault: `overLimit` with `retryAfter` (seconds, as
+    /// a string), sent with a `Retry-After` header.
+    pub fn rate_limited(retry_after: u64) -> (ApiError, Value) {
+        let err = ApiError::new(429, "This request was rate-limited.");
+        let body = json!({"overLimit": {
+            "code": 429,
+            "message": err.message,
+            "retryAfter": retry_after.to_string(),
+        }});
+        (err, body)
+    }
 }
 
 impl From<ferrite_db::StorageError> for ApiError {
     fn from(err: ferrite_db::StorageError) -> ApiError {
+        if let ferrite_db::StorageError::Unreadable { what, .. } = &err {
+            tracing::error!(error = %err, "unreadable stored record");
+            return ApiError::new(
+                500,
+                format!(
+                    "The stored record of {what} cannot be read; see the compute service's log."
+                ),
+            );
+        }
         if ferrite_db::is_conflict(&err) {
             return ApiError::conflict("Concurrent update, please retry.");
         }

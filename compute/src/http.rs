@@ -62,6 +62,8 @@ pub struct Req {
     pub context: Context,
     /// Scheme and authority links are built on, without a trailing slash.
     pub base_url: String,
+    /// Bounds of JSON bodies.
+    pub json_limits: ferrite_service_kit::JsonLimits,
 }
 
 impl Req {
@@ -87,6 +89,9 @@ impl Req {
                 "NUL characters are not allowed in request bodies.",
             ));
         }
+        self.json_limits
+            .check(&value)
+            .map_err(|v| ApiError::bad_request(format!("Invalid request body: {v}.")))?;
         Ok(value)
     }
 
@@ -235,11 +240,11 @@ fn authenticate(request: &HttpRequest) -> Option<Context> {
 /// The single actix service.
 pub async fn entry(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<Arc<AppState>>,
 ) -> HttpResponse {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
-    let mut response = serve(&state, &request, body).await;
+    let mut response = serve(&state, &request, payload).await;
     let headers = response.headers_mut();
     for name in ["x-openstack-request-id", "x-compute-request-id"] {
         if let Ok(value) = request_id.parse() {
@@ -279,14 +284,46 @@ fn render(reply: ApiResult<Reply>, version: Option<Version>) -> HttpResponse {
 }
 
 fn base_url(state: &AppState, request: &HttpRequest) -> String {
-    if let Some(endpoint) = &state.config.public_endpoint {
-        return endpoint.trim_end_matches('/').to_string();
+    ferrite_service_kit::LinkBase {
+        public_endpoint: state.config.public_endpoint.clone(),
+        trust_host_header: state.config.trust_host_header,
     }
-    let info = request.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    .for_request(request)
 }
 
-async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn serve(state: &AppState, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    if let Err(retry) = state.limiter.check(request.peer_addr().map(|a| a.ip())) {
+        tracing::info!(
+            peer = ?request.peer_addr(),
+            path = %ferrite_service_kit::Escaped(request.path()),
+            "client over its rate limit"
+        );
+        let (err, body) = ApiError::rate_limited(retry.0);
+        let mut response = render(Ok(Reply::json(body).status(err.status)), None);
+        if let Ok(value) = retry.0.to_string().parse() {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    if let Err(message) = state.config.query_limits.check(request.query_string()) {
+        return render(Err(ApiError::bad_request(message)), None);
+    }
+    let body = match ferrite_service_kit::read_body(
+        payload,
+        ferrite_service_kit::body::content_length(request),
+        state.config.max_request_body_bytes,
+    )
+    .await
+    {
+        Ok(body) => body,
+        // Upstream's size limiter answers "Request is too large." as 413.
+        Err(ferrite_service_kit::BodyError::TooLarge { .. }) => {
+            return render(Err(ApiError::new(413, "Request is too large.")), None)
+        }
+        Err(err) => return render(Err(ApiError::bad_request(err.to_string())), None),
+    };
     let base_url = base_url(state, request);
     let mut segments: Vec<String> = request
         .path()
@@ -361,9 +398,23 @@ async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> Htt
     {
         segments.remove(0);
     }
-    let query = url::form_urlencoded::parse(request.query_string().as_bytes())
-        .into_owned()
-        .collect();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    // No database stores NUL in text: refuse it at the edge.
+    if segments.iter().any(|s| s.contains('\0'))
+        || query
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return render(
+            Err(ApiError::bad_request(
+                "NUL characters are not allowed in the URL.",
+            )),
+            (!is_image_api).then_some(version),
+        );
+    }
     let req = Req {
         method: request.method().clone(),
         segments,
@@ -372,6 +423,7 @@ async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> Htt
         version,
         context,
         base_url,
+        json_limits: state.config.json_limits,
     };
     let reply = if prefix == "v2" {
         crate::handlers::images::glance(state, &req).await

@@ -36,6 +36,8 @@ pub struct AppState {
     pub manager: Arc<manager::Manager>,
     /// Interrupted deletes found at start, resumed by `serve`.
     resume_deletes: std::sync::Mutex<Vec<String>>,
+    /// Per-client rate limit of the API.
+    pub limiter: ferrite_service_kit::RateLimiter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub enum StartError {
 /// builds interrupted by the restart become ERROR (their claims are freed).
 pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
     config.validate()?;
+    let limiter = ferrite_service_kit::RateLimiter::new(&config.rate_limit)
+        .map_err(config::ConfigError::Invalid)?;
     let config = Arc::new(config);
     let db = storage::connect(&config.database_url, config.max_connections).await?;
     let driver = Arc::new(IronicDriver::with_options(
@@ -65,6 +69,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         db,
         manager,
         resume_deletes: std::sync::Mutex::new(resume_deletes),
+        limiter,
     }))
 }
 
@@ -90,8 +95,7 @@ pub async fn serve(
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
-            // User data is at most 64 KiB; nothing we take is larger.
-            .app_data(actix_web::web::PayloadConfig::new(1024 * 1024))
+            // Bodies are read by the edge, capped at max_request_body_bytes.
             .default_service(actix_web::web::to(http::entry))
     })
     .workers(

@@ -42,9 +42,25 @@ pub async fn connect(url: &str, max_connections: u32) -> SResult<Db> {
 }
 
 fn corrupt(what: &str, err: serde_json::Error) -> StorageError {
-    StorageError::Db(sea_orm::DbErr::Custom(format!(
-        "corrupt {what} document: {err}"
-    )))
+    StorageError::Unreadable {
+        what: what.to_string(),
+        detail: err.to_string(),
+    }
+}
+
+/// Decodes the rows of a listing, skipping (with a log line) those whose
+/// document cannot be read: one bad row never breaks a list, the recovery
+/// at start or a periodic.
+fn readable_rows<T>(rows: &[QueryResult], decode: fn(&QueryResult) -> SResult<T>) -> Vec<T> {
+    rows.iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(err) => {
+                tracing::error!(error = %err, "skipping an unreadable row");
+                None
+            }
+        })
+        .collect()
 }
 
 fn u64_of(row: &QueryResult, column: &str) -> u64 {
@@ -330,13 +346,14 @@ pub async fn insert_image(db: &Db, image: &Image) -> SResult<bool> {
 }
 
 fn row_to_image(row: &QueryResult) -> SResult<Image> {
-    serde_json::from_str(&get_string(row, "body")).map_err(|e| corrupt("image", e))
+    serde_json::from_str(&get_string(row, "body"))
+        .map_err(|e| corrupt(&format!("image {}", get_string(row, "uuid")), e))
 }
 
 pub async fn get_image(db: &Db, id: &str) -> SResult<Option<Image>> {
     query_one(
         db.conn(),
-        "SELECT body FROM images WHERE uuid = ?",
+        "SELECT uuid, body FROM images WHERE uuid = ?",
         vec![id.into()],
     )
     .await?
@@ -346,15 +363,13 @@ pub async fn get_image(db: &Db, id: &str) -> SResult<Option<Image>> {
 
 /// All images, oldest first.
 pub async fn list_images(db: &Db) -> SResult<Vec<Image>> {
-    query_all(
+    let rows = query_all(
         db.conn(),
-        "SELECT body FROM images ORDER BY created_at, id",
+        "SELECT uuid, body FROM images ORDER BY created_at, id",
         vec![],
     )
-    .await?
-    .iter()
-    .map(row_to_image)
-    .collect()
+    .await?;
+    Ok(readable_rows(&rows, row_to_image))
 }
 
 pub async fn delete_image(db: &Db, id: &str) -> SResult<bool> {
@@ -483,8 +498,8 @@ fn server_body(server: &Server) -> SResult<String> {
 const SERVER_COLUMNS: &str = "uuid, name, project_id, user_id, vm_state, task_state, power_state, host, node, created_at, updated_at, version, body";
 
 fn row_to_server(row: &QueryResult) -> SResult<Server> {
-    let body: ServerBody =
-        serde_json::from_str(&get_string(row, "body")).map_err(|e| corrupt("server", e))?;
+    let body: ServerBody = serde_json::from_str(&get_string(row, "body"))
+        .map_err(|e| corrupt(&format!("server {}", get_string(row, "uuid")), e))?;
     Ok(Server {
         uuid: get_string(row, "uuid"),
         name: get_string(row, "name"),
@@ -565,33 +580,29 @@ pub async fn list_servers(db: &Db, project_id: Option<&str>) -> SResult<Vec<Serv
         Some(project) => ("AND project_id = ?", vec![project.into()]),
         None => ("", vec![]),
     };
-    query_all(
+    let rows = query_all(
         db.conn(),
         &format!(
             "SELECT {SERVER_COLUMNS} FROM instances WHERE deleted = 0 {filter} ORDER BY created_at DESC, id DESC"
         ),
         values,
     )
-    .await?
-    .iter()
-    .map(row_to_server)
-    .collect()
+    .await?;
+    Ok(readable_rows(&rows, row_to_server))
 }
 
 /// Servers this host must look at after a restart: building ones and ones
 /// with a task in flight.
 pub async fn list_unfinished_servers(db: &Db, host: &str) -> SResult<Vec<Server>> {
-    query_all(
+    let rows = query_all(
         db.conn(),
         &format!(
             "SELECT {SERVER_COLUMNS} FROM instances WHERE deleted = 0 AND (vm_state = 'building' OR task_state IS NOT NULL) AND (host = ? OR host IS NULL) ORDER BY id"
         ),
         vec![host.into()],
     )
-    .await?
-    .iter()
-    .map(row_to_server)
-    .collect()
+    .await?;
+    Ok(readable_rows(&rows, row_to_server))
 }
 
 /// Writes `server` if nobody changed it since it was read (its `version`);

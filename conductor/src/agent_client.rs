@@ -66,58 +66,78 @@ impl AgentClient {
         params: &Value,
         wait: bool,
     ) -> Result<Value, (Option<u16>, String)> {
-        let mut query = vec![("wait", wait.to_string())];
-        if let Some(token) = &self.token {
-            query.push(("agent_token", token.clone()));
-        }
         let url = format!("{}/v1/commands", self.url);
         let reply = self
-            .http
-            .post(&url)
-            .query(&query)
+            .authorized(self.http.post(&url))
+            .query(&[("wait", wait.to_string())])
             .json(&json!({"name": name, "params": params}))
             .send()
             .await
             .map_err(|e| {
                 (
                     None,
-                    format!("Failed to connect to the agent at {url} for {name}: {e}"),
+                    self.scrub(format!(
+                        "Failed to connect to the agent at {url} for {name}: {}",
+                        e.without_url()
+                    )),
                 )
             })?;
         let status = reply.status();
-        let body: Value = reply.json().await.unwrap_or(Value::Null);
+        let body = read_json(reply).await;
         if !status.is_success() {
             return Err((
                 Some(status.as_u16()),
-                format!(
+                self.scrub(format!(
                     "Agent returned error for {name} (HTTP {}): {}",
                     status.as_u16(),
                     error_text(&body)
-                ),
+                )),
             ));
         }
         Ok(body)
     }
 
+    /// The request with the agent token in its header (never the query).
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header(crate::deploy::AGENT_TOKEN_HEADER, token),
+            None => request,
+        }
+    }
+
+    /// `text` with the agent token blanked out, should anything (an
+    /// agent's error message, say) have echoed it: these messages end up in
+    /// `last_error`, the node's history and the compute fault.
+    fn scrub(&self, text: String) -> String {
+        match &self.token {
+            Some(token) if !token.is_empty() && text.contains(token.as_str()) => {
+                text.replace(token.as_str(), "***")
+            }
+            _ => text,
+        }
+    }
+
     /// The agent's command list (`GET /v1/commands`).
     pub async fn commands(&self) -> Result<Vec<Value>, String> {
         let url = format!("{}/v1/commands", self.url);
-        let mut request = self.http.get(&url);
-        if let Some(token) = &self.token {
-            request = request.query(&[("agent_token", token)]);
-        }
-        let reply = request
+        let reply = self
+            .authorized(self.http.get(&url))
             .send()
             .await
-            .map_err(|e| format!("Failed to get command statuses from the agent at {url}: {e}"))?;
+            .map_err(|e| {
+                self.scrub(format!(
+                    "Failed to get command statuses from the agent at {url}: {}",
+                    e.without_url()
+                ))
+            })?;
         let status = reply.status();
-        let body: Value = reply.json().await.unwrap_or(Value::Null);
+        let body = read_json(reply).await;
         if !status.is_success() {
-            return Err(format!(
+            return Err(self.scrub(format!(
                 "Agent returned error for the command list (HTTP {}): {}",
                 status.as_u16(),
                 error_text(&body)
-            ));
+            )));
         }
         Ok(body
             .get("commands")
@@ -210,6 +230,28 @@ impl AgentClient {
             }
         }
     }
+}
+
+/// Largest agent reply read (command lists carry every command's result).
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The reply's JSON body, read up to [`MAX_REPLY_BYTES`]; `Null` when it
+/// is larger, cut short or not JSON.
+async fn read_json(mut reply: reqwest::Response) -> Value {
+    let mut body = Vec::new();
+    loop {
+        match reply.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_REPLY_BYTES {
+                    return Value::Null;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => return Value::Null,
+        }
+    }
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
 fn status_of(record: &Value) -> Option<&str> {

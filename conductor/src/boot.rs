@@ -209,6 +209,10 @@ pub fn validate(config: &Config, node: &Doc, ports: &[Doc]) -> Result<(), String
 
 /// The `driver_info` part of [`validate`].
 pub fn validate_driver_info(info: &Map<String, Value>) -> Result<(), String> {
+    if let Some(params) = info_text(info, "kernel_append_params") {
+        check_kernel_params(&params)
+            .map_err(|e| format!("Invalid value in driver_info/kernel_append_params: {e}"))?;
+    }
     let missing: Vec<String> = ["deploy_kernel", "deploy_ramdisk"]
         .iter()
         .filter(|key| info_text(info, key).is_none())
@@ -223,16 +227,51 @@ pub fn validate_driver_info(info: &Map<String, Value>) -> Result<(), String> {
     ))
 }
 
+/// Longest accepted `kernel_append_params` (the kernel's own command line
+/// limit on x86).
+pub const MAX_KERNEL_PARAMS: usize = 2048;
+
+/// Kernel parameters end up on one line of an iPXE script, a grub config
+/// and a pxelinux config: refuses what would end that line or mean
+/// something to those languages (control characters such as newlines,
+/// command separators, variable expansions, blocks, escapes).
+pub fn check_kernel_params(params: &str) -> Result<(), String> {
+    if params.len() > MAX_KERNEL_PARAMS {
+        return Err(format!(
+            "kernel parameters are {} bytes long, at most {MAX_KERNEL_PARAMS} are accepted",
+            params.len()
+        ));
+    }
+    if let Some(bad) = params
+        .chars()
+        .find(|c| c.is_control() || matches!(c, ';' | '|' | '&' | '$' | '`' | '{' | '}' | '\\'))
+    {
+        return Err(format!(
+            "kernel parameters must not contain control characters or any of ; | & $ ` {{ }} \\ (found {:?})",
+            bad
+        ));
+    }
+    Ok(())
+}
+
 /// The deploy ramdisk's kernel command line: `kernel_append_params` (the
 /// node's `driver_info.kernel_append_params`, where `%default%` stands for
-/// the configured value) followed by `kernel_params`, with
-/// `ipa-api-url=` added when the caller gave none.
-pub fn append_params(config: &Config, node: &Doc, kernel_params: &str) -> String {
+/// the configured value) followed by `kernel_params` (the agent's own:
+/// `ipa-api-url=…`), with `ipa-api-url=` added when the caller gave none.
+/// Each part appears once; a value that could break out of the boot
+/// configs it is rendered into is refused.
+pub fn append_params(config: &Config, node: &Doc, kernel_params: &str) -> Result<String, String> {
     let configured = config.deploy.kernel_append_params.trim();
     let base = match info_text(&driver_info(node), "kernel_append_params") {
-        Some(own) => own.replace("%default%", configured),
+        Some(own) => {
+            check_kernel_params(&own)
+                .map_err(|e| format!("Invalid value in driver_info/kernel_append_params: {e}"))?;
+            own.replace("%default%", configured)
+        }
         None => configured.to_string(),
     };
+    check_kernel_params(&base)?;
+    check_kernel_params(kernel_params)?;
     let mut parts: Vec<String> = Vec::new();
     if !base.trim().is_empty() {
         parts.push(base.trim().to_string());
@@ -241,16 +280,18 @@ pub fn append_params(config: &Config, node: &Doc, kernel_params: &str) -> String
         parts.push(kernel_params.trim().to_string());
     }
     let joined = parts.join(" ");
-    if joined
-        .split_whitespace()
-        .any(|p| p.starts_with("ipa-api-url="))
-    {
-        joined
-    } else if joined.is_empty() {
-        format!("ipa-api-url={}", api_url(config))
-    } else {
-        format!("{joined} ipa-api-url={}", api_url(config))
-    }
+    Ok(
+        if joined
+            .split_whitespace()
+            .any(|p| p.starts_with("ipa-api-url="))
+        {
+            joined
+        } else if joined.is_empty() {
+            format!("ipa-api-url={}", api_url(config))
+        } else {
+            format!("{joined} ipa-api-url={}", api_url(config))
+        },
+    )
 }
 
 /// The node's deploy config for pxelinux (BIOS), as upstream's
@@ -652,7 +693,7 @@ pub async fn prepare_ramdisk(
         let cached = fetch_cached(config, &source, &root.join(MASTER_IMAGES_DIR)).await?;
         place(&cached, &node_dir.join(label))?;
     }
-    let params = append_params(config, node, kernel_params);
+    let params = append_params(config, node, kernel_params)?;
     let config_text = if ipxe {
         let base = http_url(config).unwrap_or_default();
         render_ipxe(
@@ -757,18 +798,44 @@ mod tests {
         config.deploy.api_url = Some("http://10.0.0.1:6385/".into());
         let plain = node(json!({}));
         assert_eq!(
-            append_params(&config, &plain, ""),
-            "nofb vga=normal ipa-api-url=http://10.0.0.1:6385"
+            append_params(&config, &plain, "").as_deref(),
+            Ok("nofb vga=normal ipa-api-url=http://10.0.0.1:6385")
         );
         assert_eq!(
-            append_params(&config, &plain, "ipa-api-url=http://x:1 foo=1"),
-            "nofb vga=normal ipa-api-url=http://x:1 foo=1"
+            append_params(&config, &plain, "ipa-api-url=http://x:1 foo=1").as_deref(),
+            Ok("nofb vga=normal ipa-api-url=http://x:1 foo=1")
         );
         let own = node(json!({"driver_info": {"kernel_append_params": "%default% console=ttyS0"}}));
         assert_eq!(
-            append_params(&config, &own, "a=b"),
-            "nofb vga=normal console=ttyS0 a=b ipa-api-url=http://10.0.0.1:6385"
+            append_params(&config, &own, "a=b").as_deref(),
+            Ok("nofb vga=normal console=ttyS0 a=b ipa-api-url=http://10.0.0.1:6385")
         );
+    }
+
+    #[test]
+    fn kernel_params_that_break_out_of_a_boot_config_are_refused() {
+        let config = Config::for_database("sqlite::memory:");
+        for bad in [
+            "console=ttyS0\nboot",
+            "a=b\r",
+            "x ; reboot",
+            "x || shell",
+            "x && chain http://evil/",
+            "x=${net0/ip}",
+            "x } menuentry evil {",
+            "x\u{7f}",
+        ] {
+            let doc = node(json!({"driver_info": {"kernel_append_params": bad}}));
+            let err = append_params(&config, &doc, "").expect_err(bad);
+            assert!(err.contains("kernel_append_params"), "{err}");
+            assert!(validate_driver_info(&driver_info(&doc)).is_err(), "{bad}");
+        }
+        let long = node(json!({"driver_info": {"kernel_append_params": "a".repeat(4000)}}));
+        assert!(append_params(&config, &long, "").is_err());
+        let fine = node(
+            json!({"driver_info": {"kernel_append_params": "console=ttyS0,115200n8 quiet dyndbg=\"file x +p\""}}),
+        );
+        assert!(append_params(&config, &fine, "").is_ok());
     }
 
     #[test]

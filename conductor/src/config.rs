@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ferrite_service_kit::{JsonLimits, QueryLimits, RateLimitConfig};
 use serde::Deserialize;
 
 use crate::hardware::InterfaceConfig;
@@ -35,8 +36,25 @@ pub struct Config {
     pub node_locked_retry_attempts: u32,
     /// Pause between those retries, milliseconds.
     pub node_locked_retry_interval_ms: u64,
-    /// Base URL used in links when set (else taken from the request's Host).
+    /// Base URL used in links when set.
     pub public_endpoint: Option<String>,
+    /// Without `public_endpoint`, build links from the request's `Host`
+    /// header (upstream's behaviour) instead of the address the request
+    /// arrived on. Only for deployments behind a proxy that sets `Host`.
+    pub trust_host_header: bool,
+    /// Largest request body of every route but the provision-state one
+    /// (which takes a config drive: `max_configdrive_bytes` plus 1 MiB).
+    pub max_request_body_bytes: usize,
+    /// Bounds of JSON bodies and of every JSON field stored in a node or
+    /// port (`[json_limits]`).
+    pub json_limits: JsonLimits,
+    /// Bounds of query strings (`[query_limits]`).
+    pub query_limits: QueryLimits,
+    /// Per-client rate limit of the API (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
+    /// Per-client rate limit of the agent endpoints, lookup and heartbeat
+    /// (`[agent_rate_limit]`).
+    pub agent_rate_limit: RateLimitConfig,
     /// Real deploys: netboot, agent and image settings (`[deploy]`).
     pub deploy: DeployConfig,
     /// Seconds between power-state sync rounds (upstream's `[conductor]
@@ -108,6 +126,19 @@ pub struct DeployConfig {
     /// Seconds each deploy step the conductor runs may take, waiting for
     /// the agent included.
     pub deploy_step_timeout_secs: u64,
+    /// TFTP transfers running at once; requests beyond are dropped.
+    pub tftp_max_transfers: usize,
+    /// TFTP transfers running at once for one client address.
+    pub tftp_max_transfers_per_client: usize,
+    /// The largest TFTP block size granted to a client (`blksize`).
+    pub tftp_max_blksize: usize,
+    /// Seconds before an unacknowledged TFTP packet is sent again.
+    pub tftp_timeout_secs: u64,
+    /// The longest retransmission timeout a TFTP client may ask for.
+    pub tftp_max_timeout_secs: u64,
+    /// How many times a TFTP packet is sent again before the transfer is
+    /// abandoned.
+    pub tftp_retries: u32,
 }
 
 /// Directories no `file://` URL may name, whatever
@@ -134,12 +165,27 @@ pub const KNOWN_IMAGE_FORMATS: &[&str] = &[
 
 impl Default for DeployConfig {
     fn default() -> DeployConfig {
-        let base = std::env::temp_dir().join("ferrite-conductor");
+        DeployConfig::under(&default_data_dir())
+    }
+}
+
+impl DeployConfig {
+    /// The defaults with the boot roots, DHCP files and image cache under
+    /// `data_dir` (never a shared, world-writable directory such as /tmp).
+    pub fn under(data_dir: &std::path::Path) -> DeployConfig {
+        let base = if data_dir.is_absolute() {
+            data_dir.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .unwrap_or_else(|_| PathBuf::from("/"))
+                .join(data_dir)
+        };
+        let tftp = crate::tftp::TftpOptions::default();
         DeployConfig {
             tftp_root: base.join("tftpboot"),
             http_root: base.join("httpboot"),
             dhcp_dir: base.join("dhcp"),
-            image_cache_dir: base.join("images"),
+            image_cache_dir: base.join("image-cache"),
             tftp_bind: None,
             http_bind: None,
             http_url: None,
@@ -166,6 +212,24 @@ impl Default for DeployConfig {
             // Above the download deadline plus a conversion, and the
             // agent's own command timeout (an hour).
             deploy_step_timeout_secs: 7200,
+            tftp_max_transfers: tftp.max_transfers,
+            tftp_max_transfers_per_client: tftp.max_transfers_per_client,
+            tftp_max_blksize: tftp.max_blksize,
+            tftp_timeout_secs: tftp.timeout.as_secs(),
+            tftp_max_timeout_secs: tftp.max_timeout.as_secs(),
+            tftp_retries: tftp.retries,
+        }
+    }
+
+    /// The TFTP server's settings.
+    pub fn tftp_options(&self) -> crate::tftp::TftpOptions {
+        crate::tftp::TftpOptions {
+            timeout: std::time::Duration::from_secs(self.tftp_timeout_secs),
+            retries: self.tftp_retries,
+            max_transfers: self.tftp_max_transfers,
+            max_transfers_per_client: self.tftp_max_transfers_per_client,
+            max_blksize: self.tftp_max_blksize,
+            max_timeout: std::time::Duration::from_secs(self.tftp_max_timeout_secs),
         }
     }
 }
@@ -210,6 +274,12 @@ impl Config {
             node_locked_retry_attempts: 3,
             node_locked_retry_interval_ms: 1000,
             public_endpoint: None,
+            trust_host_header: false,
+            max_request_body_bytes: 1024 * 1024,
+            json_limits: JsonLimits::default(),
+            query_limits: QueryLimits::default(),
+            rate_limit: RateLimitConfig::default(),
+            agent_rate_limit: default_agent_rate_limit(),
             deploy: DeployConfig::default(),
             sync_power_state_interval_secs: 60.0,
             force_power_state_during_sync: true,
@@ -217,6 +287,12 @@ impl Config {
             power_failure_recovery_interval_secs: 300.0,
         }
     }
+}
+
+/// Agents look up once and heartbeat every few tens of seconds; a burst
+/// covers a restarting agent's retries.
+pub fn default_agent_rate_limit() -> RateLimitConfig {
+    RateLimitConfig::per_client(1.0, 20)
 }
 
 /// The machine's host name (upstream defaults `host` to it).
@@ -249,6 +325,12 @@ pub struct FileConfig {
     pub node_locked_retry_attempts: Option<u32>,
     pub node_locked_retry_interval_ms: Option<u64>,
     pub public_endpoint: Option<String>,
+    pub trust_host_header: Option<bool>,
+    pub max_request_body_bytes: Option<usize>,
+    pub json_limits: Option<JsonLimits>,
+    pub query_limits: Option<QueryLimits>,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub agent_rate_limit: Option<RateLimitConfig>,
     pub hardware: Option<InterfaceConfig>,
     pub fake: Option<FakeDelays>,
     pub deploy: Option<DeployConfig>,
@@ -335,6 +417,24 @@ impl Config {
         if let Some(n) = file_config.max_configdrive_bytes {
             config.max_configdrive_bytes = n;
         }
+        if let Some(trust) = file_config.trust_host_header {
+            config.trust_host_header = trust;
+        }
+        if let Some(n) = file_config.max_request_body_bytes {
+            config.max_request_body_bytes = n;
+        }
+        if let Some(limits) = file_config.json_limits {
+            config.json_limits = limits;
+        }
+        if let Some(limits) = file_config.query_limits {
+            config.query_limits = limits;
+        }
+        if let Some(limit) = file_config.rate_limit {
+            config.rate_limit = limit;
+        }
+        if let Some(limit) = file_config.agent_rate_limit {
+            config.agent_rate_limit = limit;
+        }
         if let Some(n) = file_config.heartbeat_interval_secs {
             config.heartbeat_interval_secs = n;
         }
@@ -355,6 +455,22 @@ impl Config {
         }
         if let Some(deploy) = file_config.deploy {
             config.deploy = deploy;
+        }
+        // Roots the file left at their defaults live under the data dir.
+        let defaults = DeployConfig::default();
+        let ours = DeployConfig::under(&data_dir);
+        let deploy = &mut config.deploy;
+        if deploy.tftp_root == defaults.tftp_root {
+            deploy.tftp_root = ours.tftp_root;
+        }
+        if deploy.http_root == defaults.http_root {
+            deploy.http_root = ours.http_root;
+        }
+        if deploy.dhcp_dir == defaults.dhcp_dir {
+            deploy.dhcp_dir = ours.dhcp_dir;
+        }
+        if deploy.image_cache_dir == defaults.image_cache_dir {
+            deploy.image_cache_dir = ours.image_cache_dir;
         }
         if let Some(secs) = file_config.sync_power_state_interval_secs {
             config.sync_power_state_interval_secs = secs;
@@ -382,6 +498,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "max_connections must be positive".into(),
             ));
+        }
+        if self.max_request_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_request_body_bytes must be positive".into(),
+            ));
+        }
+        self.json_limits.validate().map_err(ConfigError::Invalid)?;
+        for (key, limit) in [
+            ("rate_limit", &self.rate_limit),
+            ("agent_rate_limit", &self.agent_rate_limit),
+        ] {
+            limit
+                .validate()
+                .map_err(|e| ConfigError::Invalid(format!("[{key}] {e}")))?;
         }
         for (name, secs) in [
             (
@@ -513,10 +643,39 @@ impl DeployConfig {
                 )));
             }
         }
-        if self.kernel_append_params.contains('\n') {
-            return Err(ConfigError::Invalid(
-                "[deploy] kernel_append_params must be one line".into(),
-            ));
+        crate::boot::check_kernel_params(&self.kernel_append_params)
+            .map_err(|e| ConfigError::Invalid(format!("[deploy] kernel_append_params: {e}")))?;
+        for (key, value, range) in [
+            ("tftp_max_transfers", self.tftp_max_transfers, 1..=4096),
+            (
+                "tftp_max_transfers_per_client",
+                self.tftp_max_transfers_per_client,
+                1..=4096,
+            ),
+            (
+                "tftp_max_blksize",
+                self.tftp_max_blksize,
+                512..=crate::tftp::MAX_BLKSIZE,
+            ),
+            (
+                "tftp_timeout_secs",
+                self.tftp_timeout_secs as usize,
+                1..=255,
+            ),
+            (
+                "tftp_max_timeout_secs",
+                self.tftp_max_timeout_secs as usize,
+                1..=255,
+            ),
+            ("tftp_retries", self.tftp_retries as usize, 0..=20),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "[deploy] {key} must be between {} and {}, not {value}",
+                    range.start(),
+                    range.end()
+                )));
+            }
         }
         Ok(())
     }
@@ -565,5 +724,54 @@ mod tests {
             let err = deploy(&format!("[deploy]\n{bad}\n")).expect_err(bad);
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn boot_roots_live_under_the_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let overrides = Overrides {
+            data_dir: Some(data.clone()),
+            database_url: Some("sqlite::memory:".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(None, overrides).expect("config");
+        let deploy = &config.deploy;
+        for path in [
+            &deploy.tftp_root,
+            &deploy.http_root,
+            &deploy.dhcp_dir,
+            &deploy.image_cache_dir,
+        ] {
+            assert!(path.starts_with(&data), "{}", path.display());
+        }
+        // The defaults without a data dir are never in the shared temp dir.
+        let defaults = DeployConfig::default();
+        for path in [
+            &defaults.tftp_root,
+            &defaults.http_root,
+            &defaults.dhcp_dir,
+            &defaults.image_cache_dir,
+        ] {
+            assert!(
+                !path.starts_with(std::env::temp_dir()),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn tftp_limits_are_validated() {
+        let mut config = Config::for_database("sqlite::memory:");
+        assert!(config.validate().is_ok());
+        config.deploy.tftp_max_transfers = 0;
+        assert!(config.validate().is_err());
+        config.deploy.tftp_max_transfers = 64;
+        config.deploy.tftp_max_timeout_secs = 1000;
+        assert!(config.validate().is_err());
+        config.deploy.tftp_max_timeout_secs = 10;
+        config.deploy.kernel_append_params = "a\nb".into();
+        assert!(config.validate().is_err());
     }
 }

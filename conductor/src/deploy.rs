@@ -43,6 +43,23 @@ pub fn generate_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Whether an agent presented the node's token: both present, non-empty
+/// and equal, compared in constant time.
+pub fn token_matches(known: Option<&str>, given: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match (known, given) {
+        (Some(known), Some(given)) if !known.is_empty() && !given.is_empty() => {
+            known.as_bytes().ct_eq(given.as_bytes()).into()
+        }
+        _ => false,
+    }
+}
+
+/// The HTTP header carrying the agent token from the conductor to the
+/// agent's command API (never the query string, which ends up in URLs,
+/// errors and logs).
+pub const AGENT_TOKEN_HEADER: &str = "X-Agent-Token";
+
 /// Removes the agent's token and URL (the ramdisk is gone or replaced).
 pub fn wipe_agent(internal: &mut Map<String, Value>) {
     for key in AGENT_KEYS {
@@ -109,23 +126,11 @@ pub fn http_url(config: &Config) -> Option<String> {
         .map(|bind| format!("http://{bind}"))
 }
 
-/// Kernel parameters of the deploy ramdisk: `ipa-api-url=…` then the
-/// node's `driver_info.kernel_append_params` (with `%default%` standing for
-/// the configured ones) or `[deploy] kernel_append_params`.
-pub fn kernel_params(config: &Config, doc: &Doc) -> String {
-    let configured = config.deploy.kernel_append_params.trim().to_string();
-    let extra = doc
-        .get("driver_info")
-        .and_then(|info| info.get("kernel_append_params"))
-        .and_then(Value::as_str)
-        .map(|own| own.replace("%default%", &configured))
-        .unwrap_or(configured);
-    let mut params = format!("ipa-api-url={}", api_url(config));
-    if !extra.trim().is_empty() {
-        params.push(' ');
-        params.push_str(extra.trim());
-    }
-    params
+/// The agent's own kernel parameters of the deploy ramdisk
+/// (`ipa-api-url=…`); the boot interface puts the node's or the configured
+/// `kernel_append_params` in front of them, once.
+pub fn kernel_params(config: &Config, _doc: &Doc) -> String {
+    format!("ipa-api-url={}", api_url(config))
 }
 
 fn info_str<'a>(info: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
@@ -981,12 +986,17 @@ mod tests {
         let node = doc(json!({}));
         assert_eq!(
             kernel_params(&config, &node),
-            "ipa-api-url=http://10.0.0.1:6385 nofb vga=normal"
+            "ipa-api-url=http://10.0.0.1:6385"
         );
+        // The node's own parameters are the boot interface's to add (once).
         let own = doc(json!({"driver_info": {"kernel_append_params": "%default% console=ttyS0"}}));
         assert_eq!(
             kernel_params(&config, &own),
-            "ipa-api-url=http://10.0.0.1:6385 nofb vga=normal console=ttyS0"
+            "ipa-api-url=http://10.0.0.1:6385"
+        );
+        assert_eq!(
+            crate::boot::append_params(&config, &own, &kernel_params(&config, &own)).as_deref(),
+            Ok("nofb vga=normal console=ttyS0 ipa-api-url=http://10.0.0.1:6385")
         );
         assert_eq!(generate_token().len(), 171);
     }

@@ -1766,10 +1766,27 @@ impl Engine {
         node_ident: &str,
         heartbeat: AgentHeartbeat,
     ) -> EngineResult<()> {
+        // The token is checked before the node is reserved (a forged
+        // heartbeat must not hold the node's lock), and again under it.
+        let unlocked = storage::get_node(self.db.conn(), node_ident)
+            .await?
+            .ok_or_else(|| EngineError::NodeNotFound(node_ident.to_string()))?;
+        if !crate::deploy::token_matches(
+            internal_str(&unlocked.doc, "agent_secret_token"),
+            heartbeat.agent_token.as_deref(),
+        ) {
+            tracing::warn!(
+                node = unlocked.uuid(),
+                "invalid or missing agent token in a heartbeat"
+            );
+            return Err(EngineError::bad_request(
+                "Invalid or missing agent token received.",
+            ));
+        }
         let mut task = self.acquire(node_ident).await?;
         let doc = task.doc().clone();
         let known = internal_str(&doc, "agent_secret_token");
-        if heartbeat.agent_token.is_none() || known != heartbeat.agent_token.as_deref() {
+        if !crate::deploy::token_matches(known, heartbeat.agent_token.as_deref()) {
             if known.is_none() {
                 // The flow ended (its token was wiped) while this heartbeat
                 // was on its way: expected now and then.

@@ -98,13 +98,21 @@ fn title(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         409 => "Conflict",
+        413 => "Request Entity Too Large",
         415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         _ => "Error",
     }
 }
 
 impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> ApiError {
+        if let StorageError::Unreadable { what, .. } = &err {
+            tracing::error!(error = %err, "unreadable stored record");
+            return ApiError::internal(format!(
+                "The stored record of {what} cannot be read; see the conductor's log."
+            ));
+        }
         if ferrite_db::is_conflict(&err) {
             // A concurrent writer won; clients retry 409s.
             return ApiError::conflict(

@@ -26,6 +26,8 @@ pub struct Req {
     pub version: ApiVersion,
     /// Scheme and authority links are built on, without a trailing slash.
     pub base_url: String,
+    /// Bounds of JSON bodies.
+    pub json_limits: ferrite_service_kit::JsonLimits,
 }
 
 impl Req {
@@ -58,6 +60,9 @@ impl Req {
                 "NUL characters are not allowed in request bodies.",
             ));
         }
+        self.json_limits
+            .check(&value)
+            .map_err(|v| ApiError::bad_request(format!("Invalid request body: {v}.")))?;
         Ok(value)
     }
 }
@@ -175,11 +180,11 @@ fn percent_decode(text: &str) -> String {
 /// The single actix service.
 pub async fn entry(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<Arc<AppState>>,
 ) -> HttpResponse {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
-    let mut response = serve(&state, &request, body).await;
+    let mut response = serve(&state, &request, payload).await;
     let headers = response.headers_mut();
     for name in ["x-openstack-request-id", "openstack-request-id"] {
         if let Ok(value) = request_id.parse() {
@@ -192,7 +197,55 @@ pub async fn entry(
     response
 }
 
-async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> HttpResponse {
+/// True for the agent endpoints (`/v1/lookup`, `/v1/heartbeat/{node}`),
+/// which have their own rate limit.
+fn is_agent_path(path: &str) -> bool {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    segments.next() == Some("v1") && matches!(segments.next(), Some("lookup" | "heartbeat"))
+}
+
+/// The largest body a route takes: the provision-state verb carries a
+/// config drive; everything else is a small document.
+pub fn body_limit(config: &crate::Config, method: &actix_web::http::Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["v1", "nodes", _, "states", "provision"] if method == actix_web::http::Method::PUT => {
+            config.max_configdrive_bytes.saturating_add(1024 * 1024)
+        }
+        _ => config.max_request_body_bytes,
+    }
+}
+
+async fn serve(state: &AppState, request: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    let limiter = if is_agent_path(request.path()) {
+        &state.agent_limiter
+    } else {
+        &state.api_limiter
+    };
+    if let Err(retry) = limiter.check(request.peer_addr().map(|a| a.ip())) {
+        tracing::info!(
+            peer = ?request.peer_addr(),
+            path = %ferrite_service_kit::Escaped(request.path()),
+            "client over its rate limit"
+        );
+        let mut response = render_error(
+            &ApiError::new(
+                429,
+                format!(
+                    "Too many requests from this client; retry after {} seconds.",
+                    retry.0
+                ),
+            ),
+            None,
+            false,
+        );
+        if let Ok(value) = retry.0.to_string().parse() {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let header = request
         .headers()
         .get(VERSION_HEADER)
@@ -232,20 +285,33 @@ async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> Htt
             true,
         );
     }
+    if let Err(message) = state.config.query_limits.check(request.query_string()) {
+        return render_error(&ApiError::bad_request(message), Some(version), true);
+    }
+    let limit = body_limit(&state.config, request.method(), raw_path);
+    let body = match ferrite_service_kit::read_body(
+        payload,
+        ferrite_service_kit::body::content_length(request),
+        limit,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(err @ ferrite_service_kit::BodyError::TooLarge { .. }) => {
+            return render_error(&ApiError::new(413, err.to_string()), Some(version), true)
+        }
+        Err(err) => {
+            return render_error(&ApiError::bad_request(err.to_string()), Some(version), true)
+        }
+    };
     let query = url::form_urlencoded::parse(request.query_string().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let base_url = match &state.config.public_endpoint {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => {
-            let host = request
-                .headers()
-                .get("host")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}")
-        }
-    };
+    let base_url = ferrite_service_kit::LinkBase {
+        public_endpoint: state.config.public_endpoint.clone(),
+        trust_host_header: state.config.trust_host_header,
+    }
+    .for_request(request);
     let req = Req {
         method: request.method().clone(),
         segments,
@@ -254,6 +320,7 @@ async fn serve(state: &AppState, request: &HttpRequest, body: web::Bytes) -> Htt
         body,
         version,
         base_url,
+        json_limits: state.config.json_limits,
     };
     match crate::handlers::dispatch(state, &req).await {
         Ok(reply) => render_reply(reply, version),
@@ -289,7 +356,7 @@ fn render_reply(reply: Reply, version: ApiVersion) -> HttpResponse {
 
 pub fn render_error(err: &ApiError, version: Option<ApiVersion>, range: bool) -> HttpResponse {
     if err.status >= 500 {
-        tracing::error!(message = %err.message, "internal error");
+        tracing::error!(message = %ferrite_service_kit::Escaped(&err.message), "internal error");
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);

@@ -51,6 +51,9 @@ pub struct AppState {
     /// The netboot servers' sockets, bound by [`prepare`] (so the
     /// configuration carries their real addresses) and served by [`serve`].
     pub netboot: std::sync::Mutex<Option<NetbootListeners>>,
+    /// Per-client rate limits: the API, and the agents' lookup/heartbeat.
+    pub api_limiter: ferrite_service_kit::RateLimiter,
+    pub agent_limiter: ferrite_service_kit::RateLimiter,
 }
 
 /// Sockets of the built-in TFTP and HTTP boot servers.
@@ -122,6 +125,8 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("netboot: {0}")]
     Netboot(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Connects, migrates, registers this conductor and recovers the nodes a
@@ -134,6 +139,10 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         hardware::Registry::new(config.hardware.clone())
             .map_err(|e| StartError::Hardware(e.to_string()))?,
     );
+    let api_limiter =
+        ferrite_service_kit::RateLimiter::new(&config.rate_limit).map_err(StartError::Config)?;
+    let agent_limiter = ferrite_service_kit::RateLimiter::new(&config.agent_rate_limit)
+        .map_err(StartError::Config)?;
     let db = storage::connect(&config.database_url, config.max_connections).await?;
     let engine = engine::Engine::new(db.clone(), config.clone(), registry.clone());
     let recovered = engine
@@ -163,6 +172,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         conductor: Arc::new(engine.clone()),
         engine,
         netboot: std::sync::Mutex::new(Some(netboot)),
+        api_limiter,
+        agent_limiter,
     }))
 }
 
@@ -187,10 +198,8 @@ pub async fn serve(
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
-            .app_data(actix_web::web::PayloadConfig::new(
-                // Config drives are the largest bodies.
-                data.config.max_configdrive_bytes + 1024 * 1024,
-            ))
+            // Bodies are read by the edge with a cap per route
+            // (`http::body_limit`).
             .default_service(actix_web::web::to(http::entry))
     })
     .workers(
@@ -216,7 +225,7 @@ pub async fn serve(
             let server = tftp::serve(
                 socket,
                 state.config.deploy.tftp_root.clone(),
-                tftp::TftpOptions::default(),
+                state.config.deploy.tftp_options(),
             );
             tracing::info!(addr = %server.local_addr, "TFTP server listening");
             tftp_server = Some(server);

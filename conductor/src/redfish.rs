@@ -28,7 +28,7 @@ pub const BOOT_DEVICES: &[&str] = &["pxe", "disk", "cdrom", "bios"];
 pub enum VerifyCa {
     Yes,
     No,
-    /// A CA bundle file (or a directory of PEM files).
+    /// A CA bundle file (absolute path, at most [`MAX_CA_FILE_BYTES`]).
     Bundle(String),
 }
 
@@ -128,25 +128,27 @@ pub fn parse_driver_info(
         None | Some(Value::Null) => VerifyCa::Yes,
         Some(Value::Bool(true)) => VerifyCa::Yes,
         Some(Value::Bool(false)) => VerifyCa::No,
-        Some(Value::String(text)) => {
-            let path = std::path::Path::new(text);
-            if path.is_file() || path.is_dir() {
+        Some(Value::String(text)) => match python_bool(text) {
+            Some(true) => VerifyCa::Yes,
+            Some(false) => VerifyCa::No,
+            // Only an absolute path to a regular file of bounded size: a
+            // node's driver_info must not probe or read the conductor's
+            // host (directories, devices, huge files).
+            None if text.starts_with('/') => {
+                check_ca_file(text).map_err(|e| {
+                    format!("Invalid value set in driver_info/redfish_verify_ca on node {node_uuid}: {e}")
+                })?;
                 VerifyCa::Bundle(text.clone())
-            } else {
-                match python_bool(text) {
-                    Some(true) => VerifyCa::Yes,
-                    Some(false) => VerifyCa::No,
-                    None => {
-                        return Err(format!(
-                            "Invalid value type set in driver_info/redfish_verify_ca on node {node_uuid}. The value should be a Boolean or the path to a file/directory, not \"{text}\""
-                        ))
-                    }
-                }
             }
-        }
+            None => {
+                return Err(format!(
+                    "Invalid value type set in driver_info/redfish_verify_ca on node {node_uuid}. The value should be a Boolean or the absolute path to a CA file, not \"{text}\""
+                ))
+            }
+        },
         Some(other) => {
             return Err(format!(
-                "Invalid value type set in driver_info/redfish_verify_ca on node {node_uuid}. The value should be a Boolean or the path to a file/directory, not \"{}\"",
+                "Invalid value type set in driver_info/redfish_verify_ca on node {node_uuid}. The value should be a Boolean or the absolute path to a CA file, not \"{}\"",
                 value_text(other)
             ))
         }
@@ -329,7 +331,14 @@ impl RedfishClient {
             }
         })?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let text = match read_body(response).await {
+            Ok(text) => text,
+            Err(problem) => {
+                return Err(RedfishError::Other(format!(
+                    "The reply to HTTP {method} {url} {problem}"
+                )))
+            }
+        };
         if !status.is_success() {
             return Err(RedfishError::Http {
                 method: method.to_string(),
@@ -478,24 +487,64 @@ impl RedfishClient {
     }
 }
 
-fn read_ca_bundle(path: &str) -> Result<Vec<u8>, String> {
-    let path = std::path::Path::new(path);
-    if path.is_dir() {
-        let mut pem = Vec::new();
-        let entries = std::fs::read_dir(path)
-            .map_err(|e| format!("Cannot read CA directory {}: {e}", path.display()))?;
-        for entry in entries.flatten() {
-            if entry.path().is_file() {
-                if let Ok(bytes) = std::fs::read(entry.path()) {
-                    pem.extend_from_slice(&bytes);
-                    pem.push(b'\n');
-                }
-            }
-        }
-        Ok(pem)
-    } else {
-        std::fs::read(path).map_err(|e| format!("Cannot read CA bundle {}: {e}", path.display()))
+/// Largest CA file read for `redfish_verify_ca`.
+pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+/// Largest BMC response body read; Redfish documents are a few KiB.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// `path` is a regular file of at most [`MAX_CA_FILE_BYTES`].
+fn check_ca_file(path: &str) -> Result<std::fs::Metadata, String> {
+    let meta = std::fs::metadata(path).map_err(|_| format!("no CA file at {path}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
     }
+    if meta.len() > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "the CA file {path} is larger than {MAX_CA_FILE_BYTES} bytes"
+        ));
+    }
+    Ok(meta)
+}
+
+fn read_ca_bundle(path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    check_ca_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("Cannot read CA file {path}: {e}"))?;
+    let mut pem = Vec::new();
+    // The file may have grown since it was checked.
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("Cannot read CA file {path}: {e}"))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!(
+            "the CA file {path} is larger than {MAX_CA_FILE_BYTES} bytes"
+        ));
+    }
+    Ok(pem)
+}
+
+/// A response body, read up to [`MAX_RESPONSE_BYTES`].
+async fn read_body(mut response: reqwest::Response) -> Result<String, String> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(format!("is larger than {MAX_RESPONSE_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(format!("is larger than {MAX_RESPONSE_BYTES} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("could not be read: {}", error_chain(&e))),
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The message of a Redfish error body (`error.@Message.ExtendedInfo`),

@@ -95,10 +95,9 @@ fn micros_of(doc: &Doc, name: &str) -> SqlValue {
 
 fn row_to_node(row: &QueryResult) -> Result<NodeRow, StorageError> {
     let body = get_string(row, "body");
-    let mut doc: Doc = serde_json::from_str(&body).map_err(|e| {
-        StorageError::Db(sea_orm::DbErr::Custom(format!(
-            "corrupt node document: {e}"
-        )))
+    let mut doc: Doc = serde_json::from_str(&body).map_err(|e| StorageError::Unreadable {
+        what: format!("node {}", get_string(row, "uuid")),
+        detail: e.to_string(),
     })?;
     let reservation = get_opt_string(row, "reservation");
     doc.insert(
@@ -122,7 +121,28 @@ fn body_of(doc: &Doc) -> String {
     Value::Object(stored).to_string()
 }
 
-const NODE_COLUMNS: &str = "id, version, reservation, body";
+/// Decodes the rows of a listing, skipping (with a log line) those whose
+/// document cannot be read: one bad row never breaks a list or a periodic.
+fn readable_rows<T>(
+    rows: &[QueryResult],
+    decode: fn(&QueryResult) -> Result<T, StorageError>,
+) -> Vec<T> {
+    rows.iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(err) => {
+                tracing::error!(error = %err, "skipping an unreadable row");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Extra rows a limited listing reads so that a few unreadable rows do not
+/// shorten a page (which would end a client's paging early).
+const UNREADABLE_SLACK: u64 = 16;
+
+const NODE_COLUMNS: &str = "id, uuid, version, reservation, body";
 
 /// Inserts a new node document. Unique violations (uuid, name,
 /// instance_uuid) surface as conflicts.
@@ -301,15 +321,13 @@ pub async fn release_node(db: &Db, id: i64, host: &str) -> SResult<()> {
 
 /// The nodes `host` had reserved (read at start, before clearing).
 pub async fn nodes_reserved_by<C: ConnectionTrait>(conn: &C, host: &str) -> SResult<Vec<NodeRow>> {
-    query_all(
+    let rows = query_all(
         conn,
         &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE reservation = ? ORDER BY id"),
         vec![host.into()],
     )
-    .await?
-    .iter()
-    .map(row_to_node)
-    .collect()
+    .await?;
+    Ok(readable_rows(&rows, row_to_node))
 }
 
 /// Deletes a node with its ports and history, only if `host` holds it.
@@ -489,13 +507,16 @@ pub async fn list_nodes<C: ConnectionTrait>(
         ));
     }
     if let Some(limit) = limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
+        sql.push_str(&format!(
+            " LIMIT {}",
+            limit.saturating_add(UNREADABLE_SLACK)
+        ));
     }
-    query_all(conn, &sql, values)
-        .await?
-        .iter()
-        .map(row_to_node)
-        .collect()
+    let mut nodes = readable_rows(&query_all(conn, &sql, values).await?, row_to_node);
+    if let Some(limit) = limit {
+        nodes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(nodes)
 }
 
 enum SortValue {
@@ -549,14 +570,14 @@ impl PortRow {
     }
 }
 
-const PORT_COLUMNS: &str = "id, version, node_id, body";
+const PORT_COLUMNS: &str = "id, uuid, version, node_id, body";
 
 fn row_to_port(row: &QueryResult) -> Result<PortRow, StorageError> {
-    let doc: Doc = serde_json::from_str(&get_string(row, "body")).map_err(|e| {
-        StorageError::Db(sea_orm::DbErr::Custom(format!(
-            "corrupt port document: {e}"
-        )))
-    })?;
+    let doc: Doc =
+        serde_json::from_str(&get_string(row, "body")).map_err(|e| StorageError::Unreadable {
+            what: format!("port {}", get_string(row, "uuid")),
+            detail: e.to_string(),
+        })?;
     Ok(PortRow {
         id: get_i64(row, "id"),
         version: get_i64(row, "version"),
@@ -670,13 +691,16 @@ pub async fn list_ports<C: ConnectionTrait>(
         " ORDER BY id ASC"
     });
     if let Some(limit) = limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
+        sql.push_str(&format!(
+            " LIMIT {}",
+            limit.saturating_add(UNREADABLE_SLACK)
+        ));
     }
-    query_all(conn, &sql, values)
-        .await?
-        .iter()
-        .map(row_to_port)
-        .collect()
+    let mut ports = readable_rows(&query_all(conn, &sql, values).await?, row_to_port);
+    if let Some(limit) = limit {
+        ports.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(ports)
 }
 
 /// Compare-and-swap update of a port; `None` when it lost.

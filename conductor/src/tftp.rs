@@ -3,10 +3,17 @@
 //! files under one root. Each transfer runs on its own socket and task;
 //! unacknowledged blocks are sent again on timeout. Paths that leave the
 //! root (`..`, symlinks pointing outside) are refused.
+//!
+//! Every input is bounded: at most `max_transfers` transfers run at once
+//! (`max_transfers_per_client` per client address), requests beyond that
+//! are dropped without an answer (no socket, no task, nothing reflected);
+//! a client's `blksize` and `timeout` are capped, and each packet is sent
+//! at most `retries + 1` times.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -25,7 +32,8 @@ const ERR_ACCESS: u16 = 2;
 const ERR_ILLEGAL: u16 = 4;
 
 const DEFAULT_BLKSIZE: usize = 512;
-const MAX_BLKSIZE: usize = 65464;
+/// The largest block size RFC 2348 allows.
+pub const MAX_BLKSIZE: usize = 65464;
 const MIN_BLKSIZE: usize = 8;
 
 /// Tunables of the server.
@@ -37,6 +45,15 @@ pub struct TftpOptions {
     /// How many times one block is sent again before the transfer is
     /// abandoned.
     pub retries: u32,
+    /// Transfers running at once; requests beyond are dropped.
+    pub max_transfers: usize,
+    /// Transfers running at once for one client address.
+    pub max_transfers_per_client: usize,
+    /// The largest block size granted (a client asking for more gets this).
+    pub max_blksize: usize,
+    /// The longest retransmission timeout a client may ask for; a larger
+    /// `timeout` option is not acknowledged and `timeout` applies.
+    pub max_timeout: Duration,
 }
 
 impl Default for TftpOptions {
@@ -44,8 +61,55 @@ impl Default for TftpOptions {
         TftpOptions {
             timeout: Duration::from_secs(2),
             retries: 5,
+            max_transfers: 64,
+            max_transfers_per_client: 8,
+            // One Ethernet frame (1500 bytes MTU less the IP/UDP/TFTP headers).
+            max_blksize: 1468,
+            max_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The transfers in flight, in total and per client address.
+#[derive(Default)]
+struct Slots {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// A transfer's claim on one slot, given back when dropped.
+struct Slot {
+    slots: Arc<Mutex<Slots>>,
+    client: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.total = slots.total.saturating_sub(1);
+            if let Some(count) = slots.per_client.get_mut(&self.client) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    slots.per_client.remove(&self.client);
+                }
+            }
+        }
+    }
+}
+
+/// A slot for a transfer to `client`, unless the caps are reached.
+fn claim(slots: &Arc<Mutex<Slots>>, client: IpAddr, options: &TftpOptions) -> Option<Slot> {
+    let mut guard = slots.lock().ok()?;
+    let of_client = guard.per_client.get(&client).copied().unwrap_or(0);
+    if guard.total >= options.max_transfers || of_client >= options.max_transfers_per_client {
+        return None;
+    }
+    guard.total += 1;
+    guard.per_client.insert(client, of_client + 1);
+    Some(Slot {
+        slots: slots.clone(),
+        client,
+    })
 }
 
 /// A parsed read request.
@@ -209,6 +273,7 @@ pub fn serve(socket: UdpSocket, root: PathBuf, options: TftpOptions) -> TftpServ
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let root = Arc::new(root);
     let options = Arc::new(options);
+    let slots = Arc::new(Mutex::new(Slots::default()));
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         loop {
@@ -220,12 +285,27 @@ pub fn serve(socket: UdpSocket, root: PathBuf, options: TftpOptions) -> TftpServ
                     continue;
                 }
             };
-            let packet = buf[..len].to_vec();
+            // Malformed requests are answered from the server's own socket:
+            // no transfer, no new socket.
+            let request = match parse_request(&buf[..len]) {
+                Ok(request) => request,
+                Err(err) => {
+                    let _ = socket
+                        .send_to(&error_packet(err.code, &err.message), peer)
+                        .await;
+                    continue;
+                }
+            };
+            let Some(slot) = claim(&slots, peer.ip(), &options) else {
+                tracing::debug!(%peer, "tftp request dropped: too many transfers in flight");
+                continue;
+            };
             let root = root.clone();
             let options = options.clone();
             let ip = local_addr.ip();
             tokio::spawn(async move {
-                if let Err(err) = transfer(ip, peer, &packet, &root, &options).await {
+                let _slot = slot;
+                if let Err(err) = transfer(ip, peer, request, &root, &options).await {
                     tracing::debug!(%peer, error = %err, "tftp transfer ended");
                 }
             });
@@ -253,7 +333,9 @@ fn negotiate(request: &ReadRequest, size: u64, defaults: &TftpOptions) -> Negoti
             "blksize" => {
                 if let Ok(asked) = value.parse::<usize>() {
                     if asked >= MIN_BLKSIZE {
-                        let size = asked.min(MAX_BLKSIZE);
+                        let size = asked
+                            .min(MAX_BLKSIZE)
+                            .min(defaults.max_blksize.max(MIN_BLKSIZE));
                         result.blksize = size;
                         result.ack.push((name.clone(), size.to_string()));
                     }
@@ -262,7 +344,10 @@ fn negotiate(request: &ReadRequest, size: u64, defaults: &TftpOptions) -> Negoti
             "tsize" => result.ack.push((name.clone(), size.to_string())),
             "timeout" => {
                 if let Ok(secs) = value.parse::<u64>() {
-                    if (1..=255).contains(&secs) {
+                    let cap = defaults.max_timeout.as_secs().clamp(1, 255);
+                    // RFC 2349 has the server acknowledge the client's value
+                    // or ignore the option: beyond the cap it is ignored.
+                    if (1..=cap).contains(&secs) {
                         result.timeout = Duration::from_secs(secs);
                         result.ack.push((name.clone(), secs.to_string()));
                     }
@@ -275,22 +360,15 @@ fn negotiate(request: &ReadRequest, size: u64, defaults: &TftpOptions) -> Negoti
 }
 
 async fn transfer(
-    ip: std::net::IpAddr,
+    ip: IpAddr,
     peer: SocketAddr,
-    packet: &[u8],
+    request: ReadRequest,
     root: &Path,
     defaults: &TftpOptions,
 ) -> std::io::Result<()> {
     // Each transfer gets its own port (the transfer identifier).
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
     socket.connect(peer).await?;
-    let request = match parse_request(packet) {
-        Ok(request) => request,
-        Err(err) => {
-            socket.send(&error_packet(err.code, &err.message)).await?;
-            return Ok(());
-        }
-    };
     let path = match resolve(root, &request.filename) {
         Ok(path) => path,
         Err(err) => {
@@ -458,7 +536,11 @@ mod tests {
                 ("tsize".into(), "0".into()),
             ],
         };
-        let n = negotiate(&request, 1234, &TftpOptions::default());
+        let open = TftpOptions {
+            max_blksize: MAX_BLKSIZE,
+            ..TftpOptions::default()
+        };
+        let n = negotiate(&request, 1234, &open);
         assert_eq!(n.blksize, MAX_BLKSIZE);
         assert_eq!(
             n.ack,
@@ -467,6 +549,38 @@ mod tests {
                 ("tsize".to_string(), "1234".to_string())
             ]
         );
+        // The defaults cap the block size and the client's timeout.
+        let request = ReadRequest {
+            filename: "f".into(),
+            mode: "octet".into(),
+            options: vec![
+                ("blksize".into(), "65464".into()),
+                ("timeout".into(), "255".into()),
+            ],
+        };
+        let n = negotiate(&request, 1, &TftpOptions::default());
+        assert_eq!(n.blksize, 1468);
+        assert_eq!(n.timeout, TftpOptions::default().timeout);
+        assert_eq!(n.ack, vec![("blksize".to_string(), "1468".to_string())]);
+    }
+
+    #[test]
+    fn slots_cap_total_and_per_client() {
+        let options = TftpOptions {
+            max_transfers: 3,
+            max_transfers_per_client: 2,
+            ..TftpOptions::default()
+        };
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let first = claim(&slots, a, &options).expect("slot");
+        let _second = claim(&slots, a, &options).expect("slot");
+        assert!(claim(&slots, a, &options).is_none(), "per client");
+        let _third = claim(&slots, b, &options).expect("slot");
+        assert!(claim(&slots, b, &options).is_none(), "total");
+        drop(first);
+        assert!(claim(&slots, a, &options).is_some(), "given back");
     }
 
     #[test]

@@ -196,8 +196,100 @@ async fn lookup_by_node_uuid_and_by_any_of_several_addresses() {
     );
     let (status, body) = get_lookup(api.base(), "node_uuid=not-a-uuid").await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = get_lookup(api.base(), &format!("node_uuid={uuid}")).await;
+    let (status, _) = get_lookup(api.base(), &format!("node_uuid={uuid}&addresses={MAC}")).await;
     assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lookup_needs_one_of_the_nodes_registered_macs() {
+    for kind in common::backends() {
+        lookup_needs_a_registered_mac_on(kind).await;
+    }
+}
+
+async fn lookup_needs_a_registered_mac_on(kind: &str) {
+    let server = TestServer::start(kind).await;
+    let api = server.client();
+    let uuid = waiting_node(&api).await;
+    // Another node's port: its MAC does not open this node.
+    let other = api
+        .create_node(&json!({"driver": "fake-hardware"}))
+        .await
+        .expect("create");
+    let other_mac = "52:54:00:dd:ee:99";
+    api.create_port(&json!({"address": other_mac, "node_uuid": other["uuid"]}))
+        .await
+        .expect("port");
+    for query in [
+        format!("node_uuid={uuid}"),
+        format!("node_uuid={uuid}&addresses=52:54:00:00:00:42"),
+        format!("node_uuid={uuid}&addresses={other_mac}"),
+    ] {
+        let (status, body) = get_lookup(api.base(), &query).await;
+        assert_eq!(status, 404, "{query}: {body}");
+        assert!(body.get("config").is_none(), "{query}: {body}");
+    }
+    // Nothing was handed out: the real agent still gets the token.
+    let (status, body) = get_lookup(
+        api.base(),
+        &format!("node_uuid={uuid}&addresses={other_mac},{MAC}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["config"]["agent_token"].as_str().expect("token");
+    assert!(token.len() > 100, "{token}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_forged_heartbeat_is_refused_without_taking_the_nodes_lock() {
+    for kind in common::backends() {
+        forged_heartbeat_without_the_lock_on(kind).await;
+    }
+}
+
+async fn forged_heartbeat_without_the_lock_on(kind: &str) {
+    let server = TestServer::start_with(kind, |config| {
+        // A power change keeps the node reserved for a while.
+        config.fake.power_delay = 3.0;
+        config.node_locked_retry_attempts = 1;
+        config.node_locked_retry_interval_ms = 50;
+    })
+    .await;
+    let api = server.client();
+    let uuid = waiting_node(&api).await;
+    let (status, body) = get_lookup(api.base(), &format!("addresses={MAC}")).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["config"]["agent_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let base = api.base().to_string();
+    let power = api
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/v1/nodes/{uuid}/states/power"),
+            Some(&json!({"target": "power on"})),
+        )
+        .await
+        .expect("power");
+    assert_eq!(power.status, 202, "{:?}", power.body);
+    let node = api.get_node(&uuid).await.expect("node");
+    assert!(node["reservation"].is_string(), "reserved: {node}");
+    // A wrong token is refused as such (400), not after waiting for the
+    // lock (409), and never reaches the engine.
+    let mut forged = token.clone();
+    forged.replace_range(0..1, if token.starts_with('A') { "B" } else { "A" });
+    let body = json!({"callback_url": CALLBACK, "agent_token": forged, "agent_version": "9.0.0"});
+    let (status, text) = post_heartbeat(&base, &uuid, "1.68", &body).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("Invalid or missing agent token"), "{text}");
+    assert!(!text.contains(&token), "{text}");
+    // The right token meets the lock as before.
+    let body = json!({"callback_url": CALLBACK, "agent_token": token, "agent_version": "9.0.0"});
+    let (status, text) = post_heartbeat(&base, &uuid, "1.68", &body).await;
+    assert_eq!(status, 409, "{text}");
     server.stop().await;
 }
 

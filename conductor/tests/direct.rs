@@ -157,10 +157,16 @@ async fn run_command(
     let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect();
-    let token = query
-        .iter()
-        .find(|(k, _)| k == "agent_token")
-        .map(|(_, v)| v.clone());
+    // The conductor sends the token in a header, never in the URL.
+    assert!(
+        !query.iter().any(|(k, _)| k == "agent_token"),
+        "agent token in the query string"
+    );
+    let token = req
+        .headers()
+        .get("X-Agent-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let wait = query.iter().any(|(k, v)| k == "wait" && v == "true");
     let expected = state.token.lock().expect("lock").clone();
     if expected.is_none() || token != expected {
@@ -194,7 +200,18 @@ async fn run_command(
     HttpResponse::Ok().json(running)
 }
 
-async fn list_commands(state: web::Data<Arc<AgentState>>) -> HttpResponse {
+async fn list_commands(req: HttpRequest, state: web::Data<Arc<AgentState>>) -> HttpResponse {
+    let token = req
+        .headers()
+        .get("X-Agent-Token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let expected = state.token.lock().expect("lock").clone();
+    if expected.is_none() || token != expected || req.query_string().contains("agent_token") {
+        *state.refused.lock().expect("lock") += 1;
+        return HttpResponse::Unauthorized().json(json!({"type": "UnauthorizedError",
+            "code": 401, "message": "Unauthorized", "details": "invalid token"}));
+    }
     let records = state.records.lock().expect("lock").clone();
     HttpResponse::Ok().json(json!({ "commands": records }))
 }
@@ -394,11 +411,16 @@ async fn second_lookup_does_not_return_the_token_again() {
         .expect("provide");
     wait_for_state(&api, &uuid, "clean wait").await;
     // Before 1.62 there are no agent tokens: none is generated.
-    let (status, early) = lookup_at(api.base(), &format!("node_uuid={uuid}"), "1.22").await;
+    let (status, early) = lookup_at(
+        api.base(),
+        &format!("node_uuid={uuid}&addresses={MAC}"),
+        "1.22",
+    )
+    .await;
     assert_eq!(status, 200, "{early}");
     assert!(early["config"]["agent_token"].is_null(), "{early}");
     assert_eq!(early["node"]["uuid"], uuid.as_str());
-    let (status, first) = lookup(api.base(), &format!("node_uuid={uuid}")).await;
+    let (status, first) = lookup(api.base(), &format!("node_uuid={uuid}&addresses={MAC}")).await;
     assert_eq!(status, 200, "{first}");
     let token = first["config"]["agent_token"].as_str().expect("token");
     assert!(token.len() > 100, "{token}");
@@ -463,6 +485,69 @@ async fn heartbeat_with_a_wrong_or_missing_token_is_refused() {
     let node = api.get_node(&uuid).await.expect("node");
     assert_eq!(node["provision_state"], "clean wait");
     assert!(agent.names().is_empty());
+    server.stop().await;
+}
+
+/// A callback URL nobody listens on.
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    url
+}
+
+#[tokio::test]
+async fn the_agent_token_never_shows_in_errors_or_history() {
+    for kind in common::backends() {
+        token_never_in_errors_on(kind).await;
+    }
+}
+
+async fn token_never_in_errors_on(kind: &str) {
+    let server = TestServer::start_with(kind, |config| {
+        config.deploy.callback_timeout_secs = 600;
+        config.node_locked_retry_attempts = 5;
+        config.node_locked_retry_interval_ms = 100;
+    })
+    .await;
+    let api = server.client();
+    let uuid = direct_node(&api, "leak-1").await;
+    manage(&api, &uuid).await;
+    api.set_provision_state(&uuid, "provide", None)
+        .await
+        .expect("provide");
+    wait_for_state(&api, &uuid, "clean wait").await;
+    let (status, body) = lookup(api.base(), &format!("addresses={MAC}")).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["config"]["agent_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // The agent's callback URL leads nowhere: the first command fails.
+    let (status, body) = heartbeat(api.base(), &uuid, &dead_url(), Some(&token)).await;
+    assert_eq!(status, 202, "{body}");
+    let node = wait_for_state(&api, &uuid, "clean failed").await;
+    let last_error = node["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        last_error.contains("Failed to connect to the agent"),
+        "{last_error}"
+    );
+    assert!(
+        !last_error.contains(&token),
+        "token in last_error: {last_error}"
+    );
+    assert!(!last_error.contains("agent_token"), "{last_error}");
+    let history = api
+        .raw(
+            reqwest::Method::GET,
+            &format!("/v1/nodes/{uuid}/history?detail=true"),
+            None,
+        )
+        .await
+        .expect("history");
+    let text = history.body.to_string();
+    assert!(text.contains("Failed to connect"), "{text}");
+    assert!(!text.contains(&token), "token in the node history: {text}");
     server.stop().await;
 }
 
@@ -822,7 +907,7 @@ async fn http_download_source_caches_converts_and_serves_the_image_once() {
             .expect("deploy");
         wait_for_state(&api, &uuid, "wait call-back").await;
         agent
-            .check_in_with(api.base(), &format!("node_uuid={uuid}"))
+            .check_in_with(api.base(), &format!("node_uuid={uuid}&addresses={mac}"))
             .await;
         api.wait_for_provision_state(&uuid, "active", WAIT)
             .await
@@ -1147,7 +1232,7 @@ async fn deploy_through_the_cache(
         .expect("deploy");
     wait_for_state(api, uuid, "wait call-back").await;
     agent
-        .check_in_with(api.base(), &format!("node_uuid={uuid}"))
+        .check_in_with(api.base(), &format!("node_uuid={uuid}&addresses={MAC}"))
         .await;
     let start = std::time::Instant::now();
     loop {

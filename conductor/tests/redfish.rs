@@ -511,7 +511,7 @@ fn driver_info_parsing() {
         (
             json!({"redfish_address": "h", "redfish_verify_ca": "maybe"}),
             "Invalid value type set in driver_info/redfish_verify_ca on node n1. The value \
-             should be a Boolean or the path to a file/directory, not \"maybe\"",
+             should be a Boolean or the absolute path to a CA file, not \"maybe\"",
         ),
         (
             json!({"redfish_address": "h", "redfish_system_id": 5}),
@@ -718,4 +718,76 @@ async fn power_sync_without_force_follows_the_machine() {
     assert_eq!(bmc.with(|b| b.resets.len()), resets);
     server.stop().await;
     bmc.stop().await;
+}
+
+#[test]
+fn verify_ca_is_only_a_bounded_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("ca.pem");
+    std::fs::write(&small, b"-----BEGIN CERTIFICATE-----\n").expect("write");
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'A'; 2 * 1024 * 1024]).expect("write");
+    let parse = |value: &str| {
+        redfish::parse_driver_info(
+            "n1",
+            &info(json!({"redfish_address": "h", "redfish_verify_ca": value})),
+        )
+    };
+    let parsed = parse(&small.display().to_string()).expect("a CA file");
+    assert_eq!(
+        parsed.verify_ca,
+        VerifyCa::Bundle(small.display().to_string())
+    );
+    // A directory, a device, an oversized file, a relative path: refused.
+    for bad in [
+        dir.path().display().to_string(),
+        "/dev/zero".to_string(),
+        big.display().to_string(),
+        "ca.pem".to_string(),
+    ] {
+        let err = parse(&bad).expect_err(&bad);
+        assert!(err.contains("redfish_verify_ca"), "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_bmc_reply_is_cut_off() {
+    use std::io::{Read as _, Write as _};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("addr"));
+    let total = 64 * 1024 * 1024u64;
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"x\": \"",
+        );
+        // An endless JSON string, no length announced.
+        let chunk = vec![b'a'; 1 << 20];
+        let mut sent = 0u64;
+        while sent < total {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let parsed = redfish::parse_driver_info(
+        "n1",
+        &info(json!({"redfish_address": address, "redfish_system_id": "/redfish/v1/Systems/1"})),
+    )
+    .expect("valid");
+    let client = RedfishClient::new(parsed).expect("client");
+    let err = client
+        .get("/redfish/v1/Systems/1")
+        .await
+        .expect_err("too large")
+        .to_string();
+    assert!(err.contains("larger than"), "{err}");
+    let sent = tokio::task::spawn_blocking(move || server.join().expect("join"))
+        .await
+        .expect("join");
+    assert!(sent < total, "the whole reply was read");
 }

@@ -23,6 +23,11 @@ pub enum StorageError {
     Db(#[from] DbErr),
     #[error("unsupported database url {0}")]
     UnsupportedUrl(String),
+    /// A row whose stored document cannot be decoded (written by an older
+    /// version, or changed behind the service's back). Lists and periodics
+    /// skip such rows with a log line; reading that one row names it.
+    #[error("the stored record of {what} cannot be read: {detail}")]
+    Unreadable { what: String, detail: String },
 }
 
 pub type SResult<T> = Result<T, StorageError>;

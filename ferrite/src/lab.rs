@@ -112,6 +112,9 @@ impl Lab {
         deploy.http_bind = Some("127.0.0.1:0".into());
         deploy.api_url = Some(api_url.clone());
         deploy.file_url_allowed_paths = vec![root.join(DEPLOY_IMAGES_DIR)];
+        // Every simulated machine netboots from 127.0.0.1: one client
+        // address for the TFTP server's per-client cap.
+        deploy.tftp_max_transfers_per_client = deploy.tftp_max_transfers;
         if let Some(secs) = options.callback_timeout_secs {
             deploy.callback_timeout_secs = secs;
         }

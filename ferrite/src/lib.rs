@@ -48,12 +48,9 @@ pub fn default_data_dir() -> PathBuf {
 
 /// The whole command line program; `main` of every `ferrite` binary.
 pub fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRITE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    // Log lines escape control characters (a client's text cannot forge
+    // lines or send terminal escapes).
+    ferrite_service_kit::logs::init("warn");
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

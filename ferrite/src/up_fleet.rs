@@ -48,6 +48,11 @@ pub fn deploy_config(
         if deploy.http_bind.is_none() {
             deploy.http_bind = Some(format!("{address}:0"));
         }
+        // The simulated machines all netboot from `address`: one client
+        // for the TFTP server's per-client cap.
+        if deploy.tftp_max_transfers_per_client == defaults.tftp_max_transfers_per_client {
+            deploy.tftp_max_transfers_per_client = deploy.tftp_max_transfers;
+        }
     }
     if deploy.api_url.is_none() {
         deploy.api_url = Some(api_url.to_string());

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ferrite_service_kit::{JsonLimits, QueryLimits, RateLimitConfig};
 use serde::Deserialize;
 
 /// The validated configuration the service runs with.
@@ -20,6 +21,19 @@ pub struct Config {
     /// Return a random sample of candidates when `limit` cuts the list
     /// (upstream's `[placement] randomize_allocation_candidates`).
     pub randomize_allocation_candidates: bool,
+    /// Build `Location` from the request's `Host` header (upstream's
+    /// behaviour) instead of the address the request arrived on.
+    pub trust_host_header: bool,
+    /// Largest request body of every route but the bulk ones.
+    pub max_request_body_bytes: usize,
+    /// Largest body of `POST /allocations` and `POST /reshaper`.
+    pub max_bulk_body_bytes: usize,
+    /// Bounds of JSON bodies (`[json_limits]`).
+    pub json_limits: JsonLimits,
+    /// Bounds of query strings (`[query_limits]`).
+    pub query_limits: QueryLimits,
+    /// Per-client rate limit (`[rate_limit]`).
+    pub rate_limit: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,6 +74,12 @@ impl Config {
             incomplete_consumer_project_id: INCOMPLETE_CONSUMER_ID.to_string(),
             incomplete_consumer_user_id: INCOMPLETE_CONSUMER_ID.to_string(),
             randomize_allocation_candidates: false,
+            trust_host_header: false,
+            max_request_body_bytes: 1024 * 1024,
+            max_bulk_body_bytes: 16 * 1024 * 1024,
+            json_limits: JsonLimits::default(),
+            query_limits: QueryLimits::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -94,6 +114,12 @@ pub struct FileConfig {
     pub incomplete_consumer_project_id: Option<String>,
     pub incomplete_consumer_user_id: Option<String>,
     pub randomize_allocation_candidates: Option<bool>,
+    pub trust_host_header: Option<bool>,
+    pub max_request_body_bytes: Option<usize>,
+    pub max_bulk_body_bytes: Option<usize>,
+    pub json_limits: Option<JsonLimits>,
+    pub query_limits: Option<QueryLimits>,
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// Values from flags or the environment (clap resolves both), highest layer.
@@ -204,6 +230,24 @@ impl Config {
             .randomize_allocation_candidates
             .or(file_config.randomize_allocation_candidates)
             .unwrap_or(false);
+        if let Some(trust) = file_config.trust_host_header {
+            config.trust_host_header = trust;
+        }
+        if let Some(n) = file_config.max_request_body_bytes {
+            config.max_request_body_bytes = n;
+        }
+        if let Some(n) = file_config.max_bulk_body_bytes {
+            config.max_bulk_body_bytes = n;
+        }
+        if let Some(limits) = file_config.json_limits {
+            config.json_limits = limits;
+        }
+        if let Some(limits) = file_config.query_limits {
+            config.query_limits = limits;
+        }
+        if let Some(limit) = file_config.rate_limit {
+            config.rate_limit = limit;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -214,6 +258,15 @@ impl Config {
                 "max_connections must be at least 1".into(),
             ));
         }
+        if self.max_request_body_bytes == 0 || self.max_bulk_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_request_body_bytes and max_bulk_body_bytes must be positive".into(),
+            ));
+        }
+        self.json_limits.validate().map_err(ConfigError::Invalid)?;
+        self.rate_limit
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[rate_limit] {e}")))?;
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "bind address {} is not host:port",

@@ -56,17 +56,19 @@ pub fn check_claims(
     capacities: &BTreeMap<(String, String), Capacity>,
 ) -> Result<(), ClaimError> {
     // A provider that has no inventory at all for any requested class.
+    // Upstream names every such provider (and every requested class).
     let providers: BTreeSet<&str> = claims.iter().map(|c| c.provider.as_str()).collect();
-    for provider in &providers {
-        let has_any = capacities.keys().any(|(p, _)| p == provider);
-        if !has_any {
-            let classes: BTreeSet<&str> =
-                claims.iter().map(|c| c.resource_class.as_str()).collect();
-            return Err(ClaimError::NoInventory {
-                resource_class: classes.into_iter().collect::<Vec<_>>().join(", "),
-                provider: (*provider).to_string(),
-            });
-        }
+    let missing: Vec<&str> = providers
+        .iter()
+        .copied()
+        .filter(|provider| !capacities.keys().any(|(p, _)| p == provider))
+        .collect();
+    if !missing.is_empty() {
+        let classes: BTreeSet<&str> = claims.iter().map(|c| c.resource_class.as_str()).collect();
+        return Err(ClaimError::NoInventory {
+            resource_class: classes.into_iter().collect::<Vec<_>>().join(", "),
+            provider: missing.join(", "),
+        });
     }
     let mut totals: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for claim in claims {

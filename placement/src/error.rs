@@ -34,6 +34,12 @@ pub struct ApiError {
     /// Method and content type, which some standard explanations mention.
     pub method: Option<String>,
     pub content_type: Option<String>,
+    /// Upstream raises this error outside its handler functions (routing,
+    /// policy, a provider or resource class lookup the handler leaves
+    /// uncaught): its microversion middleware then adds the
+    /// `openstack-api-version` header but not `vary`. Errors a handler
+    /// returns itself carry both headers.
+    pub outside_handler: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -47,6 +53,7 @@ impl ApiError {
             headers: Vec::new(),
             method: None,
             content_type: None,
+            outside_handler: false,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -63,6 +70,12 @@ impl ApiError {
     }
     pub fn internal() -> Self {
         Self::new(500, "")
+    }
+    /// Marks the error as one upstream raises outside its handlers (no
+    /// `vary` header on the response).
+    pub fn outside_handler(mut self) -> Self {
+        self.outside_handler = true;
+        self
     }
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = code;
@@ -81,6 +94,7 @@ impl ApiError {
             405 => "Method Not Allowed",
             406 => "Not Acceptable",
             409 => "Conflict",
+            413 => "Request Entity Too Large",
             415 => "Unsupported Media Type",
             429 => "Too Many Requests",
             _ => "Internal Server Error",
@@ -110,10 +124,46 @@ impl ApiError {
                     403 => "Access was denied to this resource.",
                     404 => "The resource could not be found.",
                     409 => "There was a conflict when trying to complete your request.",
+                    413 => "The body of your request was too large for this server.",
                     429 => "Too many requests.",
                     _ => "The server has either erred or is incapable of performing the requested operation.",
                 };
+                // Upstream's error formatter strips HTML from the text,
+                // which turns the message's own line breaks into spaces.
+                let detail = detail.replace('\n', " ").replace('\r', "");
                 format!("{explanation}\n\n {detail}  ")
+            }
+        }
+    }
+
+    /// The inside of the HTML error page's body, as webob lays it out for
+    /// clients that prefer HTML: the explanation, two line breaks, then the
+    /// message (escaped), each status with its own template.
+    pub fn html_detail(&self) -> String {
+        let detail = html_escape(&self.detail);
+        let media =
+            |m: &Option<String>, default: &str| html_escape(m.as_deref().unwrap_or(default));
+        match self.status {
+            405 => format!(
+                "The method {} is not allowed for this resource. <br /><br />\n{detail}",
+                media(&self.method, "GET")
+            ),
+            406 => format!(
+                "The resource could not be generated that was acceptable to your browser\n(content of type {}. <br /><br />\n{detail}",
+                media(&self.content_type, "")
+            ),
+            415 => format!(
+                "The request media type {} is not supported by this server.\n<br /><br />\n{detail}",
+                media(&self.content_type, "None")
+            ),
+            _ => {
+                let explanation = self
+                    .rendered_detail()
+                    .split("\n\n")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                format!("{}<br /><br />\n{detail}\n\n", html_escape(&explanation))
             }
         }
     }
@@ -140,6 +190,15 @@ impl ApiError {
         }
         json!({ "errors": [error] })
     }
+}
+
+/// Escapes text for HTML as Python's `html.escape` does (quotes included).
+pub fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
 }
 
 impl From<crate::storage::StorageError> for ApiError {

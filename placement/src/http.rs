@@ -27,6 +27,10 @@ pub struct Req {
     pub creds: Credentials,
     /// Path parameters by name.
     pub params: HashMap<&'static str, String>,
+    /// Scheme and authority `Location` headers are built on.
+    pub link_base: String,
+    /// Bounds of JSON bodies.
+    pub json_limits: ferrite_service_kit::JsonLimits,
 }
 
 impl Req {
@@ -54,8 +58,7 @@ impl Req {
 
     /// An absolute URL for `path` on this server (for `Location`).
     pub fn absolute(&self, path: &str) -> String {
-        let host = self.header("host").unwrap_or("localhost");
-        format!("http://{host}{path}")
+        format!("{}{path}", self.link_base)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -69,7 +72,10 @@ impl Req {
             target.insert("project_id", project.clone());
         }
         target.insert("user_id", self.creds.user_id.clone());
-        state.policy.authorize(action, &self.creds, &target)
+        state
+            .policy
+            .authorize(action, &self.creds, &target)
+            .map_err(ApiError::outside_handler)
     }
 
     /// Upstream's `require_content('application/json')`.
@@ -93,8 +99,14 @@ impl Req {
         let text = std::str::from_utf8(&self.body)
             .map_err(|e| ApiError::bad_request(format!("Malformed JSON: {e}")))?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            ApiError::bad_request(format!("Malformed JSON: {}", python_json_error(&e)))
+            // Python's explanation, as upstream gives it; serde_json's when
+            // the Python-style scan finds nothing to say.
+            let reason = crate::pyjson::describe_error(text).unwrap_or_else(|| e.to_string());
+            ApiError::bad_request(format!("Malformed JSON: {reason}"))
         })?;
+        self.json_limits
+            .check(&value)
+            .map_err(|v| ApiError::bad_request(format!("JSON does not validate: {v}")))?;
         crate::schema::validate(&value, schema)
             .map_err(|m| ApiError::bad_request(format!("JSON does not validate: {m}")))?;
         if contains_nul(&value) {
@@ -125,12 +137,6 @@ fn contains_nul(value: &Value) -> bool {
         Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
         _ => false,
     }
-}
-
-/// Python's json error texts are what clients see; ours are close enough to
-/// read the same ("Expecting value: line 1 column 1 (char 0)").
-fn python_json_error(err: &serde_json::Error) -> String {
-    format!("{err}")
 }
 
 /// What a handler returns.
@@ -214,7 +220,7 @@ fn http_date(micros: i64) -> String {
 /// The single actix service.
 pub async fn entry(
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<Arc<AppState>>,
 ) -> HttpResponse {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
@@ -223,7 +229,7 @@ pub async fn entry(
     if let Some(preflight) = cors.preflight(&request) {
         return preflight;
     }
-    let mut response = serve(state, &request, body, &request_id).await;
+    let mut response = serve(state, &request, payload, &request_id).await;
     let headers = response.headers_mut();
     if let Ok(value) = request_id.parse() {
         headers.insert(
@@ -235,10 +241,22 @@ pub async fn entry(
     response
 }
 
+/// The largest body a route takes: bulk allocations and reshapes may be
+/// large; every other document is small.
+pub fn body_limit(config: &crate::Config, method: &Method, path: &str) -> usize {
+    let bulk = *method == Method::POST
+        && matches!(path.trim_end_matches('/'), "/allocations" | "/reshaper");
+    if bulk {
+        config.max_bulk_body_bytes
+    } else {
+        config.max_request_body_bytes
+    }
+}
+
 async fn serve(
     state: &AppState,
     request: &HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     request_id: &str,
 ) -> HttpResponse {
     let method = request.method().clone();
@@ -253,6 +271,23 @@ async fn serve(
         render_error_for(&err, version, request_id, accept)
     };
 
+    if let Err(retry) = state.limiter.check(request.peer_addr().map(|a| a.ip())) {
+        tracing::info!(
+            peer = ?request.peer_addr(),
+            path = %ferrite_service_kit::Escaped(&path),
+            "client over its rate limit"
+        );
+        let mut err = ApiError::new(
+            429,
+            format!(
+                "Too many requests from this client; retry after {} seconds.",
+                retry.0
+            ),
+        );
+        err.headers.push(("retry-after", retry.0.to_string()));
+        return error_response(err, None);
+    }
+
     // Authentication (noauth2); the root document is public.
     let is_root = path == "/" || path.is_empty();
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
@@ -266,7 +301,7 @@ async fn serve(
             header("openstack-system-scope"),
         ) {
             Some(creds) => creds,
-            None => return error_response(ApiError::new(401, ""), None),
+            None => return unauthorized(),
         }
     };
 
@@ -282,7 +317,7 @@ async fn serve(
         Err(mut err) => {
             err.content_type = Some(header("accept").unwrap_or("*/*").to_string());
             let mut response = render_error_for(&err, None, request_id, accept);
-            if err.status == 406 && !wants_html(accept) {
+            if err.status == 406 && error_flavour(accept) == ErrorFlavour::Json {
                 let body = err.body(
                     false,
                     request_id,
@@ -296,10 +331,28 @@ async fn serve(
         }
     };
 
+    if let Err(message) = state.config.query_limits.check(request.query_string()) {
+        return error_response(ApiError::bad_request(message), Some(version));
+    }
+    let body = match ferrite_service_kit::read_body(
+        payload,
+        ferrite_service_kit::body::content_length(request),
+        body_limit(&state.config, &method, &path),
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(err @ ferrite_service_kit::BodyError::TooLarge { .. }) => {
+            return error_response(ApiError::new(413, err.to_string()), Some(version))
+        }
+        Err(err) => return error_response(ApiError::bad_request(err.to_string()), Some(version)),
+    };
+
     // Content-length without content-type is refused, as upstream does.
     if !body.is_empty() && header("content-type").is_none_or(|c| c.trim().is_empty()) {
         return error_response(
-            ApiError::bad_request("content-type header required when content-length > 0"),
+            ApiError::bad_request("content-type header required when content-length > 0")
+                .outside_handler(),
             Some(version),
         );
     }
@@ -307,10 +360,8 @@ async fn serve(
     let route = match handlers::route(&method, &path) {
         RouteMatch::Found(route) => route,
         RouteMatch::NotFound => {
-            return error_response(
-                ApiError::not_found("The resource could not be found."),
-                Some(version),
-            )
+            // Upstream's router raises a bare 404: no detail of its own.
+            return error_response(ApiError::not_found("").outside_handler(), Some(version));
         }
         RouteMatch::MethodNotAllowed(allowed) => {
             let mut err = ApiError::new(
@@ -349,6 +400,12 @@ async fn serve(
         version,
         creds,
         params: route.params,
+        link_base: ferrite_service_kit::LinkBase {
+            public_endpoint: None,
+            trust_host_header: state.config.trust_host_header,
+        }
+        .for_request(request),
+        json_limits: state.config.json_limits,
     };
     // Accept negotiation: JSON only.
     if let Some(accept) = req.header("accept") {
@@ -362,6 +419,20 @@ async fn serve(
         Ok(reply) => render_reply(reply, version),
         Err(err) => error_response(err, Some(version)),
     }
+}
+
+/// A request without a token. Upstream's auth middleware answers before
+/// Placement's own error formatting (and microversion handling) is reached,
+/// with the web framework's stock JSON error document; so do we.
+fn unauthorized() -> HttpResponse {
+    let body = serde_json::json!({
+        "code": "401 Unauthorized",
+        "title": "Unauthorized",
+        "message": "This server could not verify that you are authorized to access the document you requested. Either you supplied the wrong credentials (e.g., bad password), or your browser does not understand how to supply the credentials required.<br /><br />\n\n\n",
+    });
+    HttpResponse::build(StatusCode::UNAUTHORIZED)
+        .content_type("application/json")
+        .body(body.to_string())
 }
 
 fn accepts_json(accept: &str) -> bool {
@@ -381,15 +452,17 @@ fn accepts_json(accept: &str) -> bool {
     })
 }
 
-fn version_headers(builder: &mut HttpResponseBuilder, version: Version) {
+fn version_headers(builder: &mut HttpResponseBuilder, version: Version, vary: bool) {
     builder.insert_header(("openstack-api-version", format!("placement {version}")));
-    builder.insert_header(("vary", "openstack-api-version"));
+    if vary {
+        builder.insert_header(("vary", "openstack-api-version"));
+    }
 }
 
 fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponse::build(status);
-    version_headers(&mut builder, version);
+    version_headers(&mut builder, version, true);
     for (name, value) in &reply.headers {
         builder.insert_header((*name, value.as_str()));
     }
@@ -407,17 +480,57 @@ fn render_reply(reply: Reply, version: Version) -> HttpResponse {
     }
 }
 
-/// True when the client asked for HTML rather than JSON (webob then renders
-/// errors as an HTML page; we do the same for such clients only).
-fn wants_html(accept: &str) -> bool {
-    let lower = accept.to_ascii_lowercase();
-    lower.contains("text/html") && !lower.contains("application/json")
+/// How an error is rendered, following the client's `accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFlavour {
+    Json,
+    Html,
+    Plain,
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// Upstream's choice: no `accept` (or exactly `*/*`) means JSON; otherwise
+/// the better of `text/html` and `application/json` by quality (HTML wins
+/// a tie), and plain text when neither is acceptable.
+pub fn error_flavour(accept: &str) -> ErrorFlavour {
+    let accept = accept.trim();
+    if accept.is_empty() || accept == "*/*" {
+        return ErrorFlavour::Json;
+    }
+    // The quality the header gives `offer`: that of its most specific match.
+    let quality = |offer: &str| -> f64 {
+        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
+        let mut best: Option<(u8, f64)> = None;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
+            let specificity = if range == offer {
+                3
+            } else if range == format!("{kind}/*") {
+                2
+            } else if range == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let html = quality("text/html");
+    let json = quality("application/json");
+    if html <= 0.0 && json <= 0.0 {
+        ErrorFlavour::Plain
+    } else if html >= json {
+        ErrorFlavour::Html
+    } else {
+        ErrorFlavour::Json
+    }
 }
 
 pub fn render_error_for(
@@ -426,33 +539,39 @@ pub fn render_error_for(
     request_id: &str,
     accept: &str,
 ) -> HttpResponse {
-    if !wants_html(accept) {
+    let flavour = error_flavour(accept);
+    if flavour == ErrorFlavour::Json {
         return render_error(err, version, request_id);
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));
     }
     let title = format!("{} {}", err.status, err.title());
-    let detail = html_escape(&err.rendered_detail()).replace("\n\n", "<br /><br />\n");
+    if flavour == ErrorFlavour::Plain {
+        return builder
+            .content_type("text/plain; charset=UTF-8")
+            .body(format!("{title}\n\n{}", err.rendered_detail()));
+    }
+    let detail = err.html_detail();
     builder.content_type("text/html; charset=UTF-8").body(format!(
-        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n\n\n </body>\n</html>"
+        "<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n </body>\n</html>"
     ))
 }
 
 pub fn render_error(err: &ApiError, version: Option<Version>, request_id: &str) -> HttpResponse {
     if err.status >= 500 {
-        tracing::error!(request_id, detail = %err.detail, "internal error");
+        tracing::error!(request_id, detail = %ferrite_service_kit::Escaped(&err.detail), "internal error");
     }
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = HttpResponse::build(status);
     let with_code = version.is_some_and(|v| v.at_least(23));
     if let Some(version) = version {
-        version_headers(&mut builder, version);
+        version_headers(&mut builder, version, !err.outside_handler);
     }
     for (name, value) in &err.headers {
         builder.insert_header((*name, value.as_str()));

@@ -20,6 +20,7 @@ pub mod handlers;
 pub mod http;
 pub mod microversion;
 pub mod policy;
+pub mod pyjson;
 pub mod schema;
 pub mod storage;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     /// Serialises refreshes so that a burst of requests after a write
     /// refreshes once, not once per request.
     refresh: tokio::sync::Mutex<()>,
+    /// Per-client rate limit.
+    pub limiter: ferrite_service_kit::RateLimiter,
 }
 
 impl AppState {
@@ -97,6 +100,8 @@ pub enum StartError {
     Policy(#[from] policy::PolicyFileError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Connects to the database (creating the schema) and builds the state.
@@ -106,6 +111,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         None => Default::default(),
     };
     let policy = policy::Policy::new(config.enforce_new_defaults, &overrides);
+    let limiter =
+        ferrite_service_kit::RateLimiter::new(&config.rate_limit).map_err(StartError::Config)?;
     let db = storage::connect(&config.database_url, config.max_connections).await?;
     Ok(Arc::new(AppState {
         config,
@@ -113,6 +120,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, StartError> {
         policy,
         snapshot: std::sync::RwLock::new(None),
         refresh: tokio::sync::Mutex::new(()),
+        limiter,
     }))
 }
 
@@ -136,9 +144,8 @@ pub async fn serve(
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
-            // Request bodies are bounded: the largest legitimate bodies
-            // (bulk allocations, reshapes) are far below this.
-            .app_data(actix_web::web::PayloadConfig::new(16 * 1024 * 1024))
+            // Request bodies are read by the edge with a cap per route
+            // (`http::body_limit`).
             .default_service(actix_web::web::to(http::entry))
     })
     // Two workers per core is plenty for an I/O-bound API on small hosts.

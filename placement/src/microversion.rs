@@ -53,6 +53,35 @@ pub fn requested_version<'a>(header_values: impl Iterator<Item = &'a str>) -> Op
     None
 }
 
+/// A string as Python's `repr()` shows it (quotes chosen the same way).
+fn python_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::new();
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Negotiates the version the request asked for. Malformed strings give 400,
 /// well-formed versions we do not serve give 406.
 pub fn negotiate(requested: Option<&str>) -> Result<Version, ApiError> {
@@ -64,15 +93,31 @@ pub fn negotiate(requested: Option<&str>) -> Result<Version, ApiError> {
     let mut parts = text.splitn(2, '.');
     let major = parts.next().unwrap_or("");
     let minor = parts.next();
-    let parsed = match minor {
-        Some(minor) => parse_python_int(major).zip(parse_python_int(minor)),
-        None => None,
+    // Upstream's message ends with the reason Python's int() (or the
+    // version tuple's constructor) gave.
+    let invalid = |reason: String| {
+        ApiError::bad_request(format!(
+            "Invalid microversion: invalid version string: {text}; {reason}"
+        ))
     };
-    let Some((major, minor)) = parsed else {
-        return Err(ApiError::bad_request(format!(
-            "Invalid microversion: invalid version string: {text}"
-        )));
+    let not_int = |part: &str| {
+        invalid(format!(
+            "invalid literal for int() with base 10: {}",
+            python_repr(part)
+        ))
     };
+    let Some(major_value) = parse_python_int(major) else {
+        return Err(not_int(major));
+    };
+    let Some(minor) = minor else {
+        return Err(invalid(
+            "Version.__new__() missing 1 required positional argument: 'minor'".to_string(),
+        ));
+    };
+    let Some(minor_value) = parse_python_int(minor) else {
+        return Err(not_int(minor));
+    };
+    let (major, minor) = (major_value, minor_value);
     let version = (major, minor);
     if version.0 == 1 && (0..=i64::from(MAX.minor)).contains(&version.1) {
         // Both fit in u16 because of the range check above.

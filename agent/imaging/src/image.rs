@@ -438,13 +438,21 @@ fn convert_qcow2(staged: &Path, disk: &Path, offset: u64, limit: u64) -> Result<
     Ok(virtual_size)
 }
 
+/// Largest config drive download: a raw image as large as its partition,
+/// or the base64 text of one (4/3 of it) with room for line breaks.
+pub const MAX_CONFIGDRIVE_DOWNLOAD: u64 = CONFIGDRIVE_MB * MIB * 4 / 3 + 4 * MIB;
+
 /// The config drive's bytes: a gzip+base64 string, or an http(s) URL whose
-/// content is gzip+base64 or a plain image.
+/// content is gzip+base64 or a plain image. Bounded throughout: the
+/// download is streamed and cut at [`MAX_CONFIGDRIVE_DOWNLOAD`], the
+/// decompressed drive at its partition's size (a gzip bomb is refused
+/// without ever holding its expanded size).
 async fn configdrive_bytes(configdrive: &str) -> Result<Vec<u8>> {
+    let limit = CONFIGDRIVE_MB * MIB;
     let trimmed = configdrive.trim();
     let is_url = trimmed.starts_with("http://") || trimmed.starts_with("https://");
     let data = if is_url {
-        let resp = client()?
+        let mut resp = client()?
             .get(trimmed)
             .send()
             .await
@@ -455,10 +463,29 @@ async fn configdrive_bytes(configdrive: &str) -> Result<Vec<u8>> {
                 resp.status()
             )));
         }
-        resp.bytes()
+        let too_large = || {
+            ImagingError::TooSmall(format!(
+                "the config drive at {trimmed} is larger than {MAX_CONFIGDRIVE_DOWNLOAD} bytes"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|len| len > MAX_CONFIGDRIVE_DOWNLOAD)
+        {
+            return Err(too_large());
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
             .map_err(|e| ImagingError::Download(format!("config drive {trimmed}: {e}")))?
-            .to_vec()
+        {
+            if (data.len() + chunk.len()) as u64 > MAX_CONFIGDRIVE_DOWNLOAD {
+                return Err(too_large());
+            }
+            data.extend_from_slice(&chunk);
+        }
+        data
     } else {
         trimmed.as_bytes().to_vec()
     };
@@ -477,14 +504,28 @@ async fn configdrive_bytes(configdrive: &str) -> Result<Vec<u8>> {
             )))
         }
     };
+    drop(compact);
+    drop(data);
+    gunzip_bounded(&decoded, limit)
+}
+
+/// Decompresses `gz`, refusing output beyond `limit` bytes (read at most
+/// one byte past it).
+fn gunzip_bounded(gz: &[u8], limit: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(decoded.as_slice())
+    flate2::read::GzDecoder::new(gz)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|e| {
             ImagingError::Invalid(format!(
                 "the config drive is base64 but not gzip-compressed: {e}"
             ))
         })?;
+    if out.len() as u64 > limit {
+        return Err(ImagingError::TooSmall(format!(
+            "the config drive expands to more than {limit} bytes, the size of its partition ({CONFIGDRIVE_MB} MiB)"
+        )));
+    }
     Ok(out)
 }
 
@@ -1084,6 +1125,71 @@ mod tests {
         assert!(
             matches!(check_declared_format(&info, "vmdk"), Err(ImagingError::Invalid(m)) if m.contains("vmdk"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_gzip_bomb_config_drive_is_refused() {
+        use base64::Engine;
+        use std::io::Write;
+        // 128 MiB of zeros, a few hundred KiB compressed.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..128 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert!(encoded.len() < 4 << 20);
+        match configdrive_bytes(&encoded).await {
+            Err(ImagingError::TooSmall(message)) => {
+                assert!(message.contains("expands to more than"), "{message}")
+            }
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        // The bound itself: one byte past the limit is all that is read.
+        let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        small.write_all(&[0u8; 100]).unwrap();
+        let small = small.finish().unwrap();
+        assert_eq!(gunzip_bounded(&small, 100).unwrap().len(), 100);
+        assert!(matches!(
+            gunzip_bounded(&small, 99),
+            Err(ImagingError::TooSmall(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_endless_config_drive_url_is_cut_off() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/configdrive", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+            );
+            // Valid base64 text, far more than any config drive; no length.
+            let chunk = vec![b'A'; 1 << 20];
+            let mut sent = 0u64;
+            while sent < 2 * MAX_CONFIGDRIVE_DOWNLOAD {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+                sent += chunk.len() as u64;
+            }
+            sent
+        });
+        match configdrive_bytes(&url).await {
+            Err(ImagingError::TooSmall(message)) => {
+                assert!(message.contains("is larger than"), "{message}")
+            }
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+        // Joined off the runtime: the connection is closed by a task on it.
+        let sent = tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap();
+        assert!(sent < 2 * MAX_CONFIGDRIVE_DOWNLOAD, "the agent read it all");
     }
 
     #[tokio::test]

@@ -201,6 +201,12 @@ impl GptRaw {
     }
 }
 
+/// Largest GPT entry accepted (the specification's sizes are 128 × 2^n;
+/// every real table uses 128).
+const MAX_GPT_ENTRY_SIZE: u64 = 4096;
+/// Largest GPT entry array accepted (the usual one is 16 KiB).
+const MAX_GPT_ENTRIES_BYTES: u64 = 4 << 20;
+
 fn read_gpt_header(file: &File, path: &Path, lba: u64) -> Result<Option<GptRaw>> {
     let header = read_at(file, path, lba * SECTOR, SECTOR as usize)?;
     if &header[0..8] != GPT_SIGNATURE {
@@ -218,7 +224,24 @@ fn read_gpt_header(file: &File, path: &Path, lba: u64) -> Result<Option<GptRaw>>
     let entries_lba = u64_at(&header, 72);
     let count = u32_at(&header, 80) as u64;
     let entry_size = u32_at(&header, 84) as u64;
-    if entry_size < 128 || count > 4096 {
+    // The header is read from the disk, which may hold anything: the entry
+    // array it describes is bounded (and must lie on the disk) before a
+    // buffer for it is allocated.
+    let disk_size = file
+        .metadata()
+        .map_err(|e| io_err(path, "cannot stat", e))?
+        .len();
+    let array_bytes = count * entry_size;
+    let fits = entries_lba
+        .checked_mul(SECTOR)
+        .and_then(|start| start.checked_add(array_bytes))
+        .is_some_and(|end| end <= disk_size);
+    if !(128..=MAX_GPT_ENTRY_SIZE).contains(&entry_size)
+        || !entry_size.is_power_of_two()
+        || count > 4096
+        || array_bytes > MAX_GPT_ENTRIES_BYTES
+        || !fits
+    {
         return Ok(None);
     }
     let entries = read_at(
@@ -690,5 +713,63 @@ pub fn append_partition(
                 .cloned()
                 .ok_or_else(|| ImagingError::Invalid("partition vanished after writing".into()))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A GPT header at LBA 1 of a 1 MiB file with the given entry count
+    /// and size (and a valid header CRC).
+    fn disk_with_gpt_header(count: u32, entry_size: u32) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(1 << 20).unwrap();
+        let mut header = vec![0u8; SECTOR as usize];
+        header[0..8].copy_from_slice(GPT_SIGNATURE);
+        header[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        header[12..16].copy_from_slice(&92u32.to_le_bytes());
+        header[24..32].copy_from_slice(&1u64.to_le_bytes());
+        header[72..80].copy_from_slice(&2u64.to_le_bytes());
+        header[80..84].copy_from_slice(&count.to_le_bytes());
+        header[84..88].copy_from_slice(&entry_size.to_le_bytes());
+        let crc = crc32fast::hash(&header[..92]);
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        file.as_file().write_all_at(&header, SECTOR).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_huge_gpt_entry_size_is_not_allocated() {
+        // 4096 entries of 2 GiB each: 8 TiB, which must never be allocated.
+        let disk = disk_with_gpt_header(4096, 0x8000_0000);
+        assert!(read_gpt_raw(disk.path()).unwrap().is_none());
+        assert!(!matches!(
+            read(disk.path()).unwrap(),
+            Some(Table {
+                label: Label::Gpt,
+                ..
+            })
+        ));
+        // Not a power of two, or an array beyond the disk: refused too.
+        for (count, size) in [(128, 200), (4096, 4096)] {
+            let disk = disk_with_gpt_header(count, size);
+            assert!(
+                read_gpt_raw(disk.path()).unwrap().is_none(),
+                "{count} x {size}"
+            );
+        }
+        // A usual (empty) table is read.
+        let disk = disk_with_gpt_header(128, 128);
+        let mut header = vec![0u8; SECTOR as usize];
+        disk.as_file().read_exact_at(&mut header, SECTOR).unwrap();
+        let entries_crc = crc32fast::hash(&vec![0u8; 128 * 128]);
+        header[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        header[16..20].fill(0);
+        let crc = crc32fast::hash(&header[..92]);
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        disk.as_file().write_all_at(&header, SECTOR).unwrap();
+        assert!(read_gpt_raw(disk.path()).unwrap().is_some());
     }
 }

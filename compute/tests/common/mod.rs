@@ -114,7 +114,7 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub compute_db: TestDb,
     placement_db: TestDb,
-    conductor_db: TestDb,
+    pub conductor_db: TestDb,
     placement: Option<Running>,
     conductor: Option<Running>,
     compute: Option<Running>,

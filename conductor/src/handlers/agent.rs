@@ -63,7 +63,20 @@ async fn node_by_addresses(state: &AppState, addresses: &[String]) -> ApiResult<
     }
 }
 
-/// `GET /v1/lookup?addresses=…&node_uuid=…`.
+/// Whether one of `addresses` is a port of `row`.
+async fn has_address(state: &AppState, row: &NodeRow, addresses: &[String]) -> ApiResult<bool> {
+    for address in addresses {
+        if let Some(port) = storage::get_port_by_address(state.db.conn(), address).await? {
+            if port.node_id == row.id {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// `GET /v1/lookup?addresses=…&node_uuid=…`: only for a node in a state
+/// that expects an agent, and only from one of its registered MACs.
 pub async fn lookup(state: &AppState, req: &Req) -> ApiResult<Reply> {
     require_endpoint(req, 22)?;
     // Malformed MAC addresses are ignored, as upstream does.
@@ -87,9 +100,15 @@ pub async fn lookup(state: &AppState, req: &Req) -> ApiResult<Reply> {
                     "Invalid input for field/attribute node_uuid. Value: '{uuid}'. Expected a UUID for node_uuid: {uuid}"
                 )));
             }
-            storage::get_node(state.db.conn(), uuid)
+            let row = storage::get_node(state.db.conn(), uuid)
                 .await?
-                .ok_or_else(not_found)?
+                .ok_or_else(not_found)?;
+            // The UUID alone is not enough: the agent must also present one
+            // of the node's registered MAC addresses.
+            if !has_address(state, &row, &addresses).await? {
+                return Err(not_found());
+            }
+            row
         }
         None => node_by_addresses(state, &addresses).await?,
     };
@@ -207,6 +226,28 @@ pub async fn heartbeat(state: &AppState, req: &Req, ident: &str) -> ApiResult<Re
         ));
     }
     let row = find_node(state, req, ident).await?;
+    // The token is verified before anything else about the node is told
+    // or done (and before the engine reserves it).
+    if agent_token.is_none() {
+        tracing::error!(node = row.uuid(), "agent heartbeat without an agent token");
+        return Err(ApiError::bad_request(
+            "Agent token is required for heartbeat processing.",
+        ));
+    }
+    let known = row
+        .doc
+        .get("driver_internal_info")
+        .and_then(|i| i.get("agent_secret_token"))
+        .and_then(Value::as_str);
+    if !crate::deploy::token_matches(known, agent_token.as_deref()) {
+        tracing::warn!(
+            node = row.uuid(),
+            "invalid or missing agent token in a heartbeat"
+        );
+        return Err(ApiError::bad_request(
+            "Invalid or missing agent token received.",
+        ));
+    }
     let scheme_ok = url::Url::parse(&callback_url)
         .map(|u| u.scheme().contains("http"))
         .unwrap_or(false);
@@ -224,12 +265,6 @@ pub async fn heartbeat(state: &AppState, req: &Req, ident: &str) -> ApiResult<Re
         tracing::error!(node = row.uuid(), url = %callback_url, "heartbeat with a changed callback URL");
         return Err(ApiError::bad_request(
             "Detected change in ramdisk provided \"callback_url\"",
-        ));
-    }
-    if agent_token.is_none() {
-        tracing::error!(node = row.uuid(), "agent heartbeat without an agent token");
-        return Err(ApiError::bad_request(
-            "Agent token is required for heartbeat processing.",
         ));
     }
     if let Some(status) = &agent_status {

@@ -158,6 +158,53 @@ pub async fn find_node(state: &AppState, req: &Req, ident: &str) -> ApiResult<No
         .ok_or_else(|| ApiError::node_not_found(ident))
 }
 
+/// Bounds every field of a node or port document that a request set or
+/// changed (all of them when `before` is `None`): depth, member counts and
+/// size, so that whatever is stored can always be read back and listed.
+/// A JSON Patch can deepen a field one path at a time, so this runs on the
+/// patched document, not on the request body. A config drive inside
+/// `instance_info` is bounded by `max_configdrive_bytes` instead.
+pub fn check_stored_fields(
+    config: &crate::Config,
+    before: Option<&storage::Doc>,
+    after: &storage::Doc,
+) -> ApiResult<()> {
+    let limits = &config.json_limits;
+    let refuse = |name: &str, violation: ferrite_service_kit::JsonViolation| {
+        ApiError::bad_request(format!("Invalid value for field {name}: {violation}."))
+    };
+    for (name, value) in after {
+        if before.and_then(|b| b.get(name)) == Some(value) {
+            continue;
+        }
+        match value {
+            Value::Object(info) if name == "instance_info" && info.contains_key("configdrive") => {
+                let mut rest = info.clone();
+                if let Some(drive) = rest.remove("configdrive") {
+                    limits
+                        .check(&drive)
+                        .map_err(|v| refuse("instance_info/configdrive", v))?;
+                    let bytes = ferrite_service_kit::json::serialized_len(&drive);
+                    if bytes > config.max_configdrive_bytes {
+                        return Err(refuse(
+                            "instance_info/configdrive",
+                            ferrite_service_kit::JsonViolation::TooLarge {
+                                bytes,
+                                max: config.max_configdrive_bytes,
+                            },
+                        ));
+                    }
+                }
+                limits
+                    .check_field(&Value::Object(rest))
+                    .map_err(|v| refuse(name, v))?;
+            }
+            value => limits.check_field(value).map_err(|v| refuse(name, v))?,
+        }
+    }
+    Ok(())
+}
+
 /// Upstream's logical names: RFC 3986 unreserved characters.
 pub fn valid_logical_name(name: &str) -> bool {
     !name.is_empty()

@@ -332,6 +332,7 @@ fn resolve_interfaces(state: &AppState, doc: &mut Doc) -> ApiResult<()> {
 pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     let body = req.json()?;
     let mut doc = model::validate_node_create(&body, req.version)?;
+    super::check_stored_fields(&state.config, None, &doc)?;
     if storage::doc_str(&doc, "uuid").is_none() {
         doc.insert("uuid".into(), json!(uuid::Uuid::new_v4().to_string()));
     }
@@ -414,6 +415,7 @@ where
         let Some(mut doc) = change(&row)? else {
             return Ok(row);
         };
+        super::check_stored_fields(&state.config, Some(&row.doc), &doc)?;
         doc.insert("updated_at".into(), json!(storage::iso_now().1));
         let tx = state.db.begin_write().await?;
         match storage::update_node(&*tx, &row, &doc, Guard::Unreserved).await {

@@ -198,6 +198,7 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     doc.insert("created_at".into(), json!(storage::iso_now().1));
     doc.insert("updated_at".into(), Value::Null);
     doc.remove("node_uuid");
+    super::check_stored_fields(&state.config, None, &doc)?;
     if storage::get_port_by_address(state.db.conn(), &address)
         .await?
         .is_some()
@@ -285,6 +286,7 @@ pub async fn update(state: &AppState, req: &Req, ident: &str) -> ApiResult<Reply
         after.insert("updated_at".into(), json!(storage::iso_now().1));
         let mut stored = after.clone();
         stored.remove("node_uuid");
+        super::check_stored_fields(&state.config, Some(&port.doc), &stored)?;
         let tx = state.db.begin_write().await?;
         match storage::update_port(&*tx, &port, node.id, &stored).await {
             Ok(Some(_)) => {

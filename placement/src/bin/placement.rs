@@ -52,12 +52,9 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRITE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    // Log lines escape control characters (a client's text cannot forge
+    // lines or send terminal escapes).
+    ferrite_service_kit::logs::init("warn");
     let args = Args::parse();
     let overrides = Overrides {
         bind: args.bind,

@@ -95,6 +95,28 @@ fn resolve_group(snapshot: &Snapshot, names: &Names<'_>, group: &RequestGroup) -
     })
 }
 
+/// True when `group` on its own (as upstream searches each group before
+/// combining them) has no candidate at all.
+fn finds_nothing_alone(
+    snapshot: &Snapshot,
+    group: &Group,
+    root_required: &BTreeSet<Id>,
+    root_forbidden: &BTreeSet<Id>,
+    nested_aware: bool,
+) -> bool {
+    let alone = Request {
+        groups: vec![group.clone()],
+        isolate: false,
+        same_subtrees: Vec::new(),
+        root_required: root_required.clone(),
+        root_forbidden: root_forbidden.clone(),
+        limit: None,
+        nested_aware,
+        randomize: false,
+    };
+    candidates::find(snapshot, &alone).candidates.is_empty()
+}
+
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
     req.authorize(state, "placement:allocation_candidates:list")?;
     let v = req.version;
@@ -104,8 +126,30 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
     let names = Names::new(&snapshot);
     let root_required = names.traits(&spec.root_required)?;
     let root_forbidden = names.traits(&spec.root_forbidden)?;
-    let mut groups = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for group in &spec.groups {
+        // Upstream searches group by group, resolving each group's class
+        // names as it comes to it, and answers "no candidates" as soon as a
+        // group matches nothing: an unknown class in a later group then
+        // never gets looked at.
+        let unknown_class = group.resources.iter().any(|(c, _)| names.class(c).is_err());
+        if unknown_class
+            && groups.iter().any(|g| {
+                finds_nothing_alone(
+                    &snapshot,
+                    g,
+                    &root_required,
+                    &root_forbidden,
+                    v.at_least(29),
+                )
+            })
+        {
+            let none = candidates::Outcome {
+                candidates: Vec::new(),
+                summaries: Vec::new(),
+            };
+            return Ok(Reply::json(render(&snapshot, &none, &BTreeSet::new(), req)).modified_now());
+        }
         groups.push(resolve_group(&snapshot, &names, group)?);
     }
     let request = Request {

@@ -34,7 +34,7 @@ fn render_one(inv: &Inventory, generation: i64) -> Reply {
     Reply::json(Value::Object(body)).modified(inv.updated_at.unwrap_or(inv.created_at))
 }
 
-fn render_all(inventories: &[Inventory], generation: i64) -> Reply {
+fn render_all(req: &Req, inventories: &[Inventory], generation: i64) -> Reply {
     let by_class: Map<String, Value> = inventories
         .iter()
         .map(|i| (i.resource_class.clone(), Value::Object(render(i))))
@@ -49,7 +49,10 @@ fn render_all(inventories: &[Inventory], generation: i64) -> Reply {
     }));
     match modified {
         Some(m) => reply.modified(m),
-        None => reply.modified_now(),
+        // No inventory, no time to show: upstream then sends no
+        // last-modified header at all (but still cache-control).
+        None if req.version.at_least(15) => reply.header("cache-control", "no-cache"),
+        None => reply,
     }
 }
 
@@ -73,14 +76,18 @@ pub fn from_body(class: &str, body: &Value) -> Inventory {
     }
 }
 
-/// Reserved may equal total from 1.26; never exceed it.
+/// The capacity (see [`Inventory::capacity`]) must be positive before 1.26
+/// and may be zero from 1.26 (reserved equal to total). Every inventory
+/// write that upstream validates goes through here: `POST .../inventories`,
+/// `PUT .../inventories` and `PUT .../inventories/{class}` (upstream's
+/// reshaper does not check it, nor do we).
 fn check_capacity(req: &Req, provider: &Provider, inv: &Inventory) -> Result<(), String> {
     let capacity = inv.capacity();
     let (bad, tail) = if req.version.at_least(26) {
-        (capacity < 0.0, "The reserved value is greater than total.")
+        (capacity < 0, "The reserved value is greater than total.")
     } else {
         (
-            capacity <= 0.0,
+            capacity <= 0,
             "The reserved value is greater than or equal to total.",
         )
     };
@@ -107,7 +114,7 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
         .await
         .map_err(provider_404_verbose)?;
     let inventories = providers::inventories(state.db.conn(), provider.id).await?;
-    Ok(render_all(&inventories, provider.generation))
+    Ok(render_all(req, &inventories, provider.generation))
 }
 
 pub async fn show(state: &AppState, req: &Req) -> ApiResult<Reply> {
@@ -238,6 +245,16 @@ pub async fn replace_in_tx(
         .chain(removed.iter().map(|s| s.to_string()))
         .collect();
     let ids = resource_classes::ids_by_name(&**tx, &names).await?;
+    // An unknown class is refused before a class in use, as upstream looks
+    // the names up before it compares the inventories.
+    for class in wanted.keys() {
+        if !ids.contains_key(class) {
+            return Err(ApiError::bad_request(format!(
+                "Unknown resource class in inventory for resource provider {}: No such resource class {class}.",
+                provider.uuid
+            )));
+        }
+    }
     // Named in class-id order, as upstream's grouped query lists them.
     let mut in_use: Vec<&str> = removed
         .iter()
@@ -252,14 +269,6 @@ pub async fn replace_in_tx(
             provider.uuid
         ))
         .with_code(codes::INVENTORY_INUSE));
-    }
-    for class in wanted.keys() {
-        if !ids.contains_key(class) {
-            return Err(ApiError::bad_request(format!(
-                "Unknown resource class in inventory for resource provider {}: No such resource class {class}.",
-                provider.uuid
-            )));
-        }
     }
     for class in removed {
         if let Some(id) = ids.get(class) {
@@ -309,7 +318,7 @@ pub async fn replace_all(state: &AppState, req: &Req) -> ApiResult<Reply> {
     bump(&tx, &provider).await?;
     tx.commit().await?;
     let inventories: Vec<Inventory> = wanted.into_values().collect();
-    Ok(render_all(&inventories, provider.generation + 1))
+    Ok(render_all(req, &inventories, provider.generation + 1))
 }
 
 pub async fn delete(state: &AppState, req: &Req) -> ApiResult<Reply> {

@@ -238,5 +238,8 @@ pub async fn provider_or_404(
     let uuid = req.param("uuid");
     crate::storage::providers::get_by_uuid(state.db.conn(), uuid)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No resource provider with uuid {uuid} found")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No resource provider with uuid {uuid} found"))
+                .outside_handler()
+        })
 }

@@ -15,7 +15,9 @@ fn render(name: &str) -> Value {
 async fn existing(state: &AppState, name: &str) -> ApiResult<store::ResourceClass> {
     store::get_by_name(state.db.conn(), name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("No such resource class {name}.")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No such resource class {name}.")).outside_handler()
+        })
 }
 
 pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
@@ -39,12 +41,24 @@ pub async fn show(state: &AppState, req: &Req) -> ApiResult<Reply> {
     Ok(Reply::json(render(&class.name)).modified(class.updated_at.unwrap_or(class.created_at)))
 }
 
+/// Creates a class in a write transaction, whose commit bumps the write
+/// epoch: cached candidate snapshots then learn the new name at once.
+async fn create_class(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<store::ResourceClass>, crate::storage::StorageError> {
+    let tx = state.db.begin_write().await?;
+    let created = store::create(&*tx, name).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
 pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
     req.require_json()?;
     req.authorize(state, "placement:resource_classes:create")?;
     let body = req.json_body(&schema::resource_class_name())?;
     let name = body["name"].as_str().unwrap_or_default();
-    let created = store::create(state.db.conn(), name).await;
+    let created = create_class(state, name).await;
     match created {
         Ok(Some(_)) => Ok(Reply::empty(201).header(
             "location",
@@ -71,7 +85,7 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
         if store::get_by_name(state.db.conn(), name).await?.is_some() {
             return Ok(Reply::empty(204).header("location", location));
         }
-        let status = match store::create(state.db.conn(), name).await {
+        let status = match create_class(state, name).await {
             Ok(Some(_)) => 201,
             Ok(None) => 204,
             Err(err) if crate::storage::is_conflict(&err) => 204,
@@ -97,7 +111,9 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
             "Resource class already exists: {new_name}"
         )));
     }
-    store::rename(state.db.conn(), class.id, new_name).await?;
+    let tx = state.db.begin_write().await?;
+    store::rename(&*tx, class.id, new_name).await?;
+    tx.commit().await?;
     Ok(Reply::json(render(new_name)))
 }
 

@@ -78,6 +78,14 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
         name: req.query_one("name").map(str::to_string),
         ..ProviderFilter::default()
     };
+    // Upstream's order: a missing in_tree provider means no result before
+    // any trait or class name is looked at.
+    if let Some(tree) = req.query_one("in_tree") {
+        match providers::get_by_uuid(state.db.conn(), &canonical_uuid(tree)).await? {
+            Some(p) => filter.in_tree_root = Some(p.root_id),
+            None => return Ok(Reply::json(json!({"resource_providers": []})).modified_now()),
+        }
+    }
     let member_of: Vec<String> = req
         .query_all("member_of")
         .into_iter()
@@ -130,6 +138,12 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
         let ids = resource_classes::ids_by_name(state.db.conn(), &names).await?;
         for (name, amount) in wanted {
             let Some(id) = ids.get(&name) else {
+                // Upstream resolves the classes last, after it has already
+                // answered "nothing" when no provider has the required
+                // traits or is in the member_of aggregates.
+                if matches_nothing_before_classes(state, &filter).await? {
+                    return Ok(Reply::json(json!({"resource_providers": []})).modified_now());
+                }
                 return Err(ApiError::bad_request(format!(
                     "Invalid resource class in resources parameter: No such resource class {name}."
                 )));
@@ -137,12 +151,6 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
             filter
                 .resources
                 .insert(*id, i64::try_from(amount).unwrap_or(i64::MAX));
-        }
-    }
-    if let Some(tree) = req.query_one("in_tree") {
-        match providers::get_by_uuid(state.db.conn(), &canonical_uuid(tree)).await? {
-            Some(p) => filter.in_tree_root = Some(p.root_id),
-            None => return Ok(Reply::json(json!({"resource_providers": []})).modified_now()),
         }
     }
     let found = providers::list(state.db.conn(), &filter).await?;
@@ -153,6 +161,40 @@ pub async fn list(state: &AppState, req: &Req) -> ApiResult<Reply> {
         Some(m) => reply.modified(m),
         None => reply.modified_now(),
     })
+}
+
+/// True when upstream's provider search stops with no result before it
+/// resolves resource class names: no provider has every required trait, or
+/// none is in the `member_of` aggregates.
+async fn matches_nothing_before_classes(
+    state: &AppState,
+    filter: &ProviderFilter,
+) -> ApiResult<bool> {
+    if !filter.required_traits.is_empty() {
+        let traits_only = ProviderFilter {
+            required_traits: filter.required_traits.clone(),
+            ..ProviderFilter::default()
+        };
+        if providers::list(state.db.conn(), &traits_only)
+            .await?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    if !filter.member_of.is_empty() {
+        let aggregates_only = ProviderFilter {
+            member_of: filter.member_of.clone(),
+            ..ProviderFilter::default()
+        };
+        if providers::list(state.db.conn(), &aggregates_only)
+            .await?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 pub async fn show(state: &AppState, req: &Req) -> ApiResult<Reply> {
@@ -311,7 +353,14 @@ pub async fn update(state: &AppState, req: &Req) -> ApiResult<Reply> {
         Err(err) if is_unique_violation(&err) => return Err(duplicate()),
         Err(err) => return Err(err.into()),
     }
-    Ok(Reply::json(render(&updated, req.version)).modified(updated.modified()))
+    // Upstream shows the update time the provider had when it was loaded,
+    // before this update: none for a provider never changed since creation.
+    let reply = Reply::json(render(&updated, req.version));
+    Ok(match provider.updated_at {
+        Some(when) => reply.modified(when),
+        None if req.version.at_least(15) => reply.header("cache-control", "no-cache"),
+        None => reply,
+    })
 }
 
 pub async fn delete(state: &AppState, req: &Req) -> ApiResult<Reply> {

@@ -83,7 +83,15 @@ pub async fn create(state: &AppState, req: &Req) -> ApiResult<Reply> {
             .header("location", location)
             .modified(found.created_at));
     }
-    match store::create(state.db.conn(), name).await {
+    // In a write transaction: its commit bumps the write epoch, so cached
+    // candidate snapshots know the new trait at once.
+    let created = async {
+        let tx = state.db.begin_write().await?;
+        let created = store::create(&*tx, name).await?;
+        tx.commit().await?;
+        Ok::<_, crate::storage::StorageError>(created)
+    };
+    match created.await {
         Ok(created) => Ok(Reply::empty(201)
             .header("location", location)
             .modified(created.created_at)),
@@ -176,6 +184,16 @@ pub async fn replace_for_provider(state: &AppState, req: &Req) -> ApiResult<Repl
         )));
     }
     let id_list: Vec<i64> = wanted.iter().filter_map(|n| ids.get(n).copied()).collect();
+    // Setting the traits a provider already has changes nothing: upstream
+    // then leaves the generation alone, and so do we.
+    let existing: BTreeSet<i64> = store::of_provider(&*tx, provider.id)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    if existing == id_list.iter().copied().collect::<BTreeSet<i64>>() {
+        return Ok(traits_reply(wanted.into_iter().collect(), generation, None));
+    }
     store::replace_for_provider(&*tx, provider.id, &id_list).await?;
     if !providers::bump_generation(&*tx, provider.id, generation).await? {
         return Err(generation_changed());
@@ -192,6 +210,10 @@ pub async fn delete_for_provider(state: &AppState, req: &Req) -> ApiResult<Reply
     req.authorize(state, "placement:resource_providers:traits:delete")?;
     let provider = provider_or_404(state, req).await?;
     let tx = state.db.begin_write().await?;
+    // No traits to remove: nothing changes, not even the generation.
+    if store::of_provider(&*tx, provider.id).await?.is_empty() {
+        return Ok(Reply::empty(204));
+    }
     store::replace_for_provider(&*tx, provider.id, &[]).await?;
     if !providers::bump_generation(&*tx, provider.id, provider.generation).await? {
         return Err(ApiError::concurrent_update(

@@ -114,10 +114,14 @@ pub async fn insert<C: ConnectionTrait>(
     )
     .await?;
     if parent.is_none() {
+        // Pointing a new root at itself is a second write of the row, which
+        // upstream's ORM stamps with an update time: a root provider has an
+        // `updated_at` from birth (a child has none), which shows in the
+        // `last-modified` of the first `PUT /resource_providers/{uuid}`.
         exec(
             conn,
-            "UPDATE resource_providers SET root_provider_id = ? WHERE id = ?",
-            vec![id.into(), id.into()],
+            "UPDATE resource_providers SET root_provider_id = ?, updated_at = ? WHERE id = ?",
+            vec![id.into(), now.into(), id.into()],
         )
         .await?;
     }
@@ -358,9 +362,12 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The capacity allocations may use.
-    pub fn capacity(&self) -> f64 {
-        (self.total - self.reserved) as f64 * self.allocation_ratio
+    /// The capacity allocations may use, as upstream computes it when it
+    /// validates an inventory write: `(total - reserved) * allocation_ratio`
+    /// truncated toward zero to a whole number. So `total: 1` with a ratio
+    /// of 0.5 has capacity 0 (refused before 1.26, as upstream refuses it).
+    pub fn capacity(&self) -> i64 {
+        ((self.total - self.reserved) as f64 * self.allocation_ratio).trunc() as i64
     }
 }
 

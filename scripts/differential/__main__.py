@@ -1,0 +1,5 @@
+import sys
+
+from differential.cli import main
+
+sys.exit(main())
