@@ -80,7 +80,7 @@ impl Config {
             placement_url: "http://127.0.0.1:8778".to_string(),
             placement_token: "admin".to_string(),
             ironic_url: "http://127.0.0.1:6385".to_string(),
-            host: ferrite_conductor::config::default_host(),
+            host: ferrite_service_kit::defaults::default_host(),
             max_concurrent_builds: 10,
             poll_interval: Duration::from_secs(2),
             deploy_timeout: Duration::from_secs(3600),
@@ -209,7 +209,7 @@ impl Config {
         let data_dir = overrides
             .data_dir
             .or(file_config.data_dir)
-            .unwrap_or_else(ferrite_conductor::config::default_data_dir);
+            .unwrap_or_else(ferrite_service_kit::defaults::default_data_dir);
         let database_url = match overrides.database_url.or(file_config.database_url) {
             Some(url) => url,
             None => {

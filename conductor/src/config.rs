@@ -295,19 +295,7 @@ pub fn default_agent_rate_limit() -> RateLimitConfig {
     RateLimitConfig::per_client(1.0, 20)
 }
 
-/// The machine's host name (upstream defaults `host` to it).
-pub fn default_host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "localhost".to_string())
-}
+pub use ferrite_service_kit::defaults::default_host;
 
 /// The TOML file; every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -362,16 +350,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// `$FERRITE_DATA_DIR`, else `~/.local/share/ferrite`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FERRITE_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/ferrite")
-}
+pub use ferrite_service_kit::defaults::default_data_dir;
 
 impl Config {
     pub fn load(file: Option<&str>, overrides: Overrides) -> Result<Config, ConfigError> {

@@ -14,7 +14,6 @@
 
 pub mod agent_client;
 pub mod boot;
-pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod drivers;

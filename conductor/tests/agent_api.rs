@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use ferrite_conductor::client::BaremetalClient;
+use ferrite_baremetal_client::BaremetalClient;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::TestServer;
-use ferrite_conductor::client::BaremetalClient;
+use ferrite_baremetal_client::BaremetalClient;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);

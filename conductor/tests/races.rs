@@ -9,7 +9,7 @@ use common::{backends, TestServer};
 use futures::future::join_all;
 use serde_json::json;
 
-async fn available_node(api: &ferrite_conductor::client::BaremetalClient, name: &str) -> String {
+async fn available_node(api: &ferrite_baremetal_client::BaremetalClient, name: &str) -> String {
     let node = api
         .create_node(&json!({"driver": "fake-hardware", "name": name}))
         .await
@@ -64,7 +64,7 @@ async fn twenty_clients_race_for_one_provision_state() {
                 .collect::<Vec<_>>()
         );
         for loser in results.iter().filter(|r| r.status == 409) {
-            let message = ferrite_conductor::client::fault_string(&loser.body);
+            let message = ferrite_baremetal_client::fault_string(&loser.body);
             assert!(
                 message.contains("is locked by host test-conductor"),
                 "{kind}: {message}"

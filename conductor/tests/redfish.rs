@@ -191,11 +191,11 @@ async fn settled(server: &TestServer, uuid: &str) -> Value {
 }
 
 async fn raw(
-    client: &ferrite_conductor::client::BaremetalClient,
+    client: &ferrite_baremetal_client::BaremetalClient,
     method: &str,
     path: &str,
     body: Option<&Value>,
-) -> Result<(u16, Value), ferrite_conductor::client::ClientError> {
+) -> Result<(u16, Value), ferrite_baremetal_client::ClientError> {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let reply = client.raw(method, path, body).await?;
     Ok((reply.status, reply.body))

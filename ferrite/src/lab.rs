@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferrite_conductor::client::{BaremetalClient, ClientError};
+use ferrite_baremetal_client::{BaremetalClient, ClientError};
 use ferrite_fleet::{BootMode, Fleet, FleetConfig, Machine};
 use serde_json::{json, Value};
 

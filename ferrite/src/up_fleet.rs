@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ferrite_conductor::client::BaremetalClient;
+use ferrite_baremetal_client::BaremetalClient;
 use ferrite_conductor::config::DeployConfig;
 use ferrite_fleet::{Fleet, FleetConfig};
 use serde_json::{json, Value};

@@ -11,7 +11,6 @@
 //! `placement` binary and the tests both use it.
 
 pub mod candidates;
-pub mod client;
 pub mod config;
 pub mod cors;
 pub mod domain;

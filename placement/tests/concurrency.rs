@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use common::TestServer;
-use ferrite_placement::client::InventoryRecord;
+use ferrite_placement_client::InventoryRecord;
 
 const PROVIDERS: usize = 5;
 const CAPACITY: i64 = 3;
@@ -205,7 +205,7 @@ async fn concurrent_loading_never_fails_with_server_errors() {
                                 .json(&body)
                                 .send()
                                 .await?;
-                            Ok::<u16, ferrite_placement::client::ClientError>(response.status().as_u16())
+                            Ok::<u16, ferrite_placement_client::ClientError>(response.status().as_u16())
                         };
                         match step.await {
                             Ok(200) => {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::TestServer;
-use ferrite_placement::client::InventoryRecord;
+use ferrite_placement_client::InventoryRecord;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};

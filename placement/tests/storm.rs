@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::TestServer;
-use ferrite_placement::client::{InventoryRecord, PlacementClient};
+use ferrite_placement_client::{InventoryRecord, PlacementClient};
 use serde_json::Value;
 
 const NODES: usize = 24;

@@ -11,11 +11,13 @@
 //! - [`query`]: bounds of the query string;
 //! - [`links`]: the base URL links are built on (never an untrusted `Host`);
 //! - [`logs`]: control characters escaped in text that goes to logs;
-//! - [`process`]: the process's open descriptors and resident memory.
+//! - [`process`]: the process's open descriptors and resident memory;
+//! - [`defaults`]: the default host name and data directory.
 //!
 //! Invariant: this crate never depends on a service crate.
 
 pub mod body;
+pub mod defaults;
 pub mod json;
 pub mod links;
 pub mod logs;

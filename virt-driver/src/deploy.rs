@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferrite_conductor::client::{BaremetalClient, ClientError};
+use ferrite_baremetal_client::{BaremetalClient, ClientError};
 use serde_json::{json, Value};
 
 use crate::node::{NodeState, BUSY_STATES, UNPROVISIONED_STATES};

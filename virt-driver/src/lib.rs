@@ -21,8 +21,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferrite_conductor::client::BaremetalClient;
-use ferrite_placement::client::PlacementClient;
+use ferrite_baremetal_client::BaremetalClient;
+use ferrite_placement_client::PlacementClient;
 use serde_json::Value;
 
 mod deploy;

@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferrite_placement::client::InventoryRecord;
+use ferrite_placement_client::InventoryRecord;
 
 use crate::node::NodeState;
 

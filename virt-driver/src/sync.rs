@@ -26,8 +26,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use ferrite_conductor::client::BaremetalClient;
-use ferrite_placement::client::{ClientError as PlacementError, PlacementClient};
+use ferrite_baremetal_client::BaremetalClient;
+use ferrite_placement_client::{ClientError as PlacementError, PlacementClient};
 use futures::StreamExt;
 
 use crate::node::{NodeState, SYNC_FIELDS};

@@ -15,8 +15,8 @@ pub mod request;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferrite_conductor::client::BaremetalClient;
-use ferrite_placement::client::PlacementClient;
+use ferrite_baremetal_client::BaremetalClient;
+use ferrite_placement_client::PlacementClient;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::Value;

@@ -7,8 +7,8 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use ferrite_conductor::client::BaremetalClient;
-use ferrite_placement::client::PlacementClient;
+use ferrite_baremetal_client::BaremetalClient;
+use ferrite_placement_client::PlacementClient;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -338,7 +338,7 @@ impl Stack {
             .create_provider(node, node, None)
             .await
             .expect("provider");
-        let inventories = [(class, ferrite_placement::client::InventoryRecord::total(1))]
+        let inventories = [(class, ferrite_placement_client::InventoryRecord::total(1))]
             .into_iter()
             .collect();
         placement

@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 
-use ferrite_conductor::client::BaremetalClient;
+use ferrite_baremetal_client::BaremetalClient;
 use ferrite_conductor::Config;
 use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ferrite::up::{spawn_service, stopped};
-use ferrite_conductor::client::BaremetalClient;
+use ferrite_baremetal_client::BaremetalClient;
 use ferrite_conductor::storage;
 use ferrite_virt_driver::{DriverConfig, IronicDriver, SyncReport};
 use futures::StreamExt;

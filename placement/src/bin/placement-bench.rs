@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use ferrite_placement::client::PlacementClient;
+use ferrite_placement_client::PlacementClient;
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
 use sea_orm::ConnectionTrait;

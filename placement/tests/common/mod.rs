@@ -5,8 +5,8 @@
 
 use std::net::TcpListener;
 
-use ferrite_placement::client::PlacementClient;
 use ferrite_placement::Config;
+use ferrite_placement_client::PlacementClient;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use tokio::sync::oneshot;

@@ -6,8 +6,8 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use ferrite_conductor::client::BaremetalClient;
-use ferrite_placement::client::PlacementClient;
+use ferrite_baremetal_client::BaremetalClient;
+use ferrite_placement_client::PlacementClient;
 use ferrite_virt_driver::{DriverConfig, DriverOptions, IronicDriver};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
