@@ -30,7 +30,15 @@ impl Stack {
     /// simulated`, `up`'s default): real deploys through the agent.
     pub fn start_simulated(binary: &str, fleet: usize, extra: &[&str]) -> Stack {
         let data_dir = tempfile::tempdir().expect("tempdir");
-        Self::launch(binary, fleet, "simulated", extra, data_dir)
+        Self::launch(binary, fleet, "simulated", extra, data_dir, true)
+    }
+
+    /// Starts the stack with N simulated machines and returns as soon as
+    /// its endpoints are printed, while the fleet is still being enrolled
+    /// and cleaned (what `ferrite up & ferrite demo` sees).
+    pub fn start_simulated_early(binary: &str, fleet: usize) -> Stack {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        Self::launch(binary, fleet, "simulated", &[], data_dir, false)
     }
 
     /// Starts the stack (fake hardware) on an existing data directory
@@ -41,7 +49,7 @@ impl Stack {
         extra: &[&str],
         data_dir: tempfile::TempDir,
     ) -> Stack {
-        Self::launch(binary, fleet, "fake", extra, data_dir)
+        Self::launch(binary, fleet, "fake", extra, data_dir, true)
     }
 
     fn launch(
@@ -50,6 +58,7 @@ impl Stack {
         hardware: &str,
         extra: &[&str],
         data_dir: tempfile::TempDir,
+        wait_ready: bool,
     ) -> Stack {
         let mut command = Command::new(binary);
         command
@@ -87,7 +96,12 @@ impl Stack {
             match (words.next(), words.next()) {
                 (Some("placement"), Some(url)) => placement = url.to_string(),
                 (Some("baremetal"), Some(url)) => baremetal = url.to_string(),
-                (Some("compute"), Some(url)) => compute = url.to_string(),
+                (Some("compute"), Some(url)) => {
+                    compute = url.to_string();
+                    if !wait_ready {
+                        break;
+                    }
+                }
                 (Some("ready:"), _) => break,
                 _ => {}
             }

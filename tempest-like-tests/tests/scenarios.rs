@@ -255,11 +255,20 @@ async fn restart_in_the_middle_of_a_boot_leaks_no_claim() {
 /// ACTIVE and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_command_boots_a_server() {
-    let stack = Stack::start_simulated(BIN, 4, &[]);
-    let compute = stack.compute.clone();
+    // `ferrite up --fleet 4 & ferrite demo`: the demo starts while the
+    // machines are still being enrolled and cleaned, and waits for them.
+    let stack = Stack::start_simulated_early(BIN, 4);
+    let (compute, baremetal) = (stack.compute.clone(), stack.baremetal.clone());
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(BIN)
-            .args(["demo", "--compute-url", &compute, "--timeout", "120"])
+            .args([
+                "demo",
+                "--compute-url",
+                &compute,
+                "--baremetal-url",
+                &baremetal,
+            ])
+            .args(["--timeout", "240"])
             .output()
             .expect("run demo")
     })
