@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use ferrite_db::{
     exec, get_i64, get_opt_i64, get_opt_string, get_string, insert_or_ignore, query_all, query_one,
-    Db, SResult, Schema,
+    readable_rows, Db, SResult, Schema,
 };
 use sea_orm::{ConnectionTrait, QueryResult, Value as SqlValue};
 
@@ -46,21 +46,6 @@ fn corrupt(what: &str, err: serde_json::Error) -> StorageError {
         what: what.to_string(),
         detail: err.to_string(),
     }
-}
-
-/// Decodes the rows of a listing, skipping (with a log line) those whose
-/// document cannot be read: one bad row never breaks a list, the recovery
-/// at start or a periodic.
-fn readable_rows<T>(rows: &[QueryResult], decode: fn(&QueryResult) -> SResult<T>) -> Vec<T> {
-    rows.iter()
-        .filter_map(|row| match decode(row) {
-            Ok(item) => Some(item),
-            Err(err) => {
-                tracing::error!(error = %err, "skipping an unreadable row");
-                None
-            }
-        })
-        .collect()
 }
 
 fn u64_of(row: &QueryResult, column: &str) -> u64 {

@@ -10,7 +10,8 @@
 //!   so two API workers that patch the same node cannot both win.
 
 use ferrite_db::{
-    exec, get_i64, get_opt_string, get_string, query_all, query_one, Db, SResult, Schema,
+    exec, get_i64, get_opt_string, get_string, query_all, query_one, readable_rows, Db, SResult,
+    Schema,
 };
 use sea_orm::{ConnectionTrait, QueryResult, Value as SqlValue};
 use serde_json::{Map, Value};
@@ -119,23 +120,6 @@ fn body_of(doc: &Doc) -> String {
     let mut stored = doc.clone();
     stored.remove("reservation");
     Value::Object(stored).to_string()
-}
-
-/// Decodes the rows of a listing, skipping (with a log line) those whose
-/// document cannot be read: one bad row never breaks a list or a periodic.
-fn readable_rows<T>(
-    rows: &[QueryResult],
-    decode: fn(&QueryResult) -> Result<T, StorageError>,
-) -> Vec<T> {
-    rows.iter()
-        .filter_map(|row| match decode(row) {
-            Ok(item) => Some(item),
-            Err(err) => {
-                tracing::error!(error = %err, "skipping an unreadable row");
-                None
-            }
-        })
-        .collect()
 }
 
 /// Extra rows a limited listing reads so that a few unreadable rows do not

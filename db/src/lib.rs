@@ -384,6 +384,21 @@ pub fn sum_int<C: ConnectionTrait>(conn: &C, expr: &str) -> String {
     }
 }
 
+/// Decodes the rows of a listing, skipping (with a log line) those whose
+/// document cannot be read: one bad row never breaks a list, the recovery
+/// at start or a periodic.
+pub fn readable_rows<T>(rows: &[QueryResult], decode: fn(&QueryResult) -> SResult<T>) -> Vec<T> {
+    rows.iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(err) => {
+                tracing::error!(error = %err, "skipping an unreadable row");
+                None
+            }
+        })
+        .collect()
+}
+
 pub fn get_i64(row: &QueryResult, column: &str) -> i64 {
     row.try_get::<i64>("", column)
         .or_else(|_| row.try_get::<i32>("", column).map(i64::from))

@@ -16,7 +16,6 @@ pub mod lab;
 pub mod up;
 mod up_fleet;
 
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -35,16 +34,7 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// `$FERRITE_DATA_DIR`, else `~/.local/share/ferrite`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FERRITE_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/ferrite")
-}
+pub use ferrite_service_kit::defaults::default_data_dir;
 
 /// The whole command line program; `main` of every `ferrite` binary.
 pub fn main() -> std::process::ExitCode {

@@ -146,16 +146,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Default data directory: `$FERRITE_DATA_DIR`, else `~/.local/share/ferrite`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FERRITE_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/ferrite")
-}
+pub use ferrite_service_kit::defaults::default_data_dir;
 
 impl Config {
     pub fn load(file: Option<&str>, overrides: Overrides) -> Result<Config, ConfigError> {
