@@ -16,7 +16,6 @@ pub mod lab;
 pub mod up;
 mod up_fleet;
 
-
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
